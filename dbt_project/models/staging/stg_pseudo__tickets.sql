@@ -1,0 +1,27 @@
+with source as (
+    select * from {{ source('pseudo', 'tickets') }}
+),
+
+renamed as (
+    select
+        institution_code,
+        ticket_id,
+        order_id,
+        event_id,
+        cast(event_start as timestamp) as event_start,
+        cast(sold_at as timestamp) as sold_at,
+        cast(price as decimal(12, 2)) as price,
+        ticket_type,
+        channel,
+        status,
+        sector_pseudonym,
+        customer_pseudonym,
+        pc4,
+        country,
+        birth_year,
+        gender,
+        research_opt_out
+    from source
+)
+
+select * from renamed

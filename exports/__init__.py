@@ -1,0 +1,1 @@
+"""Releases out: immutable release folders of the published marts."""

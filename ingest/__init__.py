@@ -1,0 +1,1 @@
+"""Files in, validated: landing -> quarantine -> a canonical, validated delivery (or a rejection)."""

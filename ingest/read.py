@@ -1,0 +1,234 @@
+"""Read one delivery file, whatever its format, into a DuckDB table of text columns.
+
+The table ``raw`` gets a column ``_row`` (1-based data row number, header not
+counted) and one text column per header, named by the standard's canonical
+name. CSV and Parquet stream through DuckDB; XLSX is read with calamine in
+batches. Errors name the problem and the row, never the content of a row.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ingest.standard import canonical_name
+
+_XLSX_BATCH = 50_000
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read as a delivery; the message is safe to show (no values)."""
+
+
+@dataclass
+class ReadResult:
+    file_format: str
+    rows: int
+    columns: list[str]  # canonical names in table ``raw`` (without _row)
+    ignored_columns: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+def sniff_format(path: Path) -> str:
+    """'csv', 'xlsx' or 'parquet' by content, not by name; raise UnreadableFile otherwise."""
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableFile("the file is empty")
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+        if size >= 8:
+            fh.seek(-4, 2)
+            tail = fh.read(4)
+        else:
+            tail = b""
+    if head.startswith(b"PAR1") and tail == b"PAR1":
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+        except zipfile.BadZipFile:
+            raise UnreadableFile("the file is a damaged zip archive") from None
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        raise UnreadableFile(
+            "the file is a zip archive, not a delivery: unpack it and upload the CSV, XLSX or "
+            "Parquet file inside"
+        )
+    if head.startswith(b"%PDF"):
+        raise UnreadableFile("the file is a PDF: export the data as CSV, XLSX or Parquet instead")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise UnreadableFile("the file is an old Excel (.xls) workbook: save it as .xlsx or CSV")
+    if b"\x00" in head:
+        raise UnreadableFile("the file is binary, not text: export it as CSV, XLSX or Parquet")
+    return "csv"
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 when the whole file decodes as UTF-8, else Latin-1 (Windows-1252 exports)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return "latin-1"
+    return "utf-8"
+
+
+_LINE = re.compile(r"Line: (\d+)")
+
+
+def _csv_error(exc: Exception) -> UnreadableFile:
+    """Translate a DuckDB CSV error without repeating the offending line (it may hold identifiers)."""
+    text = str(exc)
+    m = _LINE.search(text)
+    where = f" at line {m.group(1)}" if m else ""
+    if "Expected Number of Columns" in text or "columns" in text.lower():
+        return UnreadableFile(
+            f"ragged rows: a row{where} has a different number of fields than the header; "
+            "check for unquoted delimiters or line breaks inside fields"
+        )
+    if "unicode" in text.lower() or "encod" in text.lower():
+        return UnreadableFile(f"bad encoding{where}: save the file as UTF-8 or Windows-1252")
+    return UnreadableFile(f"the CSV file cannot be parsed{where}: check delimiter and quoting")
+
+
+def _header_map(headers: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """[(source header, canonical name)] keeping the first of duplicates; and ignored headers."""
+    seen: set[str] = set()
+    mapped, dropped = [], []
+    for header in headers:
+        name = canonical_name(header)
+        if not name or name in seen or name.startswith("_"):
+            dropped.append(str(header))
+            continue
+        seen.add(name)
+        mapped.append((header, name))
+    return mapped, dropped
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, headers: list[str]):
+    mapped, dropped = _header_map(headers)
+    select = ", ".join(
+        f"nullif(trim(cast({_quote(src)} as varchar)), '') as {_quote(dst)}" for src, dst in mapped
+    )
+    conn.execute(
+        f"create or replace temp table raw as select row_number() over () as _row, {select} "
+        f"from {source_sql}",
+        params,
+    )
+    return [dst for _, dst in mapped], dropped
+
+
+def read_delivery(conn: duckdb.DuckDBPyConnection, path: Path) -> ReadResult:
+    """Load ``path`` into temp table ``raw``; raise UnreadableFile with a safe message."""
+    fmt = sniff_format(path)
+    if fmt == "csv":
+        encoding = _detect_encoding(path)
+        source = "read_csv(?, all_varchar = true, header = true, encoding = ?, strict_mode = true)"
+        params = [str(path), encoding]
+        try:
+            sniff = conn.execute(
+                "select Delimiter from sniff_csv(?, encoding = ?)", [str(path), encoding]
+            ).fetchone()
+            headers = [d[0] for d in conn.execute(f"select * from {source} limit 0", params).description]
+            columns, dropped = _create_raw(conn, source, params, headers)
+        except duckdb.Error as exc:
+            raise _csv_error(exc) from None
+        result = ReadResult(fmt, 0, columns, dropped, encoding, sniff[0] if sniff else None)
+    elif fmt == "parquet":
+        source = "read_parquet(?)"
+        try:
+            headers = [d[0] for d in conn.execute(f"select * from {source} limit 0", [str(path)]).description]
+            columns, dropped = _create_raw(conn, source, [str(path)], headers)
+        except duckdb.Error:
+            raise UnreadableFile("the Parquet file cannot be read (damaged or unsupported)") from None
+        result = ReadResult(fmt, 0, columns, dropped)
+    else:
+        columns, dropped = _read_xlsx(conn, path)
+        result = ReadResult(fmt, 0, columns, dropped)
+    result.rows = conn.execute("select count(*) from raw").fetchone()[0]
+    if not result.columns:
+        raise UnreadableFile("the file has no header row with column names")
+    if result.rows == 0:
+        raise UnreadableFile("the file has a header but no data rows")
+    return result
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    return str(value)
+
+
+def _read_xlsx(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], list[str]]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        rows = iter(sheet.iter_rows())
+        header = next(rows, None)
+    except Exception:  # calamine raises its own error types for damaged workbooks
+        raise UnreadableFile("the XLSX workbook cannot be read (damaged or protected)") from None
+    if not header or all(h in (None, "") for h in header):
+        raise UnreadableFile("the first sheet has no header row with column names")
+    headers = [_cell_text(h) or f"_blank_{i}" for i, h in enumerate(header)]
+    width = len(headers)
+    safe = [f"c{i}" for i in range(width)]
+    conn.execute(
+        "create or replace temp table xlsx_rows ("
+        + ", ".join(f"{c} varchar" for c in safe)
+        + ")"
+    )
+    batch: list[list[str | None]] = [[] for _ in range(width)]
+
+    def flush() -> None:
+        if batch[0]:
+            tbl = pa.table({safe[i]: pa.array(batch[i], pa.string()) for i in range(width)})
+            conn.register("xlsx_batch", tbl)
+            conn.execute("insert into xlsx_rows select * from xlsx_batch")
+            conn.unregister("xlsx_batch")
+            for col in batch:
+                col.clear()
+
+    for n, row in enumerate(rows, start=2):
+        cells = [_cell_text(v) for v in row]
+        if len(cells) > width and any(c is not None for c in cells[width:]):
+            raise UnreadableFile(f"ragged rows: sheet row {n} has cells beyond the header")
+        cells = (cells + [None] * width)[:width]
+        if all(c is None for c in cells):
+            continue
+        for i, c in enumerate(cells):
+            batch[i].append(c)
+        if len(batch[0]) >= _XLSX_BATCH:
+            flush()
+    flush()
+    renamed = [f"{c} as {_quote(h)}" for c, h in zip(safe, headers, strict=True)]
+    source = f"(select {', '.join(renamed)} from xlsx_rows)"
+    columns, dropped = _create_raw(conn, source, [], headers)
+    conn.execute("drop table xlsx_rows")
+    return columns, [d for d in dropped if not d.startswith("_blank_")]

@@ -1,0 +1,54 @@
+"""Reference data into the warehouse: the member registry and the PC4 statistics.
+
+Both are read at every run (the registry can change between runs) and
+replace the previous copy in one transaction.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ingest.registry import load_registry
+from publieksdata.settings import DataHome, PublieksdataError
+from publieksdata.warehouse import work_connection
+
+PC4_REQUIRED = ("pc4", "gemeente_code", "gemeente_naam", "provincie", "lat", "lon", "aantal_inwoners")
+
+
+def load_reference(home: DataHome) -> dict[str, int]:
+    members = load_registry(home)  # validates the registry before anything is replaced
+    if not home.reference_pc4.is_file():
+        raise PublieksdataError(
+            f"no PC4 reference data at {home.reference_pc4}: run 'publieksdata generate' for the "
+            "synthetic set, or place the CBS statistics per postcode there"
+        )
+    with work_connection(home) as conn:
+        try:
+            cols = [d[0] for d in conn.execute(
+                "select * from read_csv(?, header = true, all_varchar = true) limit 0",
+                [str(home.reference_pc4)]).description]  # fmt: skip
+        except duckdb.Error:
+            raise PublieksdataError(f"{home.reference_pc4} cannot be read as CSV") from None
+        missing = [c for c in PC4_REQUIRED if c not in cols]
+        if missing:
+            raise PublieksdataError(f"{home.reference_pc4} lacks column(s) {', '.join(missing)}")
+        numeric = [c for c in cols if c.startswith("aantal_")]
+        select = ", ".join(
+            ["lpad(trim(pc4), 4, '0') as pc4", "gemeente_code", "gemeente_naam", "provincie",
+             "cast(lat as double) as lat", "cast(lon as double) as lon"]
+            + [f'cast(nullif("{c}", \'\') as bigint) as "{c}"' for c in numeric]
+        )  # fmt: skip
+        conn.execute("begin transaction")
+        conn.execute(
+            f"create or replace table wh.reference.pc4 as select {select} "
+            "from read_csv(?, header = true, all_varchar = true)",
+            [str(home.reference_pc4)],
+        )
+        conn.execute(
+            "create or replace table wh.reference.institutions as "
+            "select * from read_csv(?, header = true, all_varchar = true)",
+            [str(home.registry)],
+        )
+        conn.execute("commit")
+        n_pc4 = conn.execute("select count(*) from wh.reference.pc4").fetchone()[0]
+    return {"institutions": len(members), "pc4_areas": n_pc4}

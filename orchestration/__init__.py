@@ -1,0 +1,1 @@
+"""The Dagster layer: thin wiring of ingest, privacy, dbt and exports as assets."""

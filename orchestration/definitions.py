@@ -1,0 +1,25 @@
+"""Everything Dagster loads: ``dagster dev -w workspace.yaml`` and ``publieksdata run``."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.environment import configure_environment
+
+configure_environment()
+
+from orchestration.assets.dbt import dbt_models  # noqa: E402
+from orchestration.assets.intake import deliveries, pseudonymised, reference_data  # noqa: E402
+from orchestration.assets.publication import release  # noqa: E402
+from orchestration.jobs import landing_sensor, nightly_sector_refresh, sector_refresh  # noqa: E402
+from orchestration.project import dbt_project  # noqa: E402
+
+defs = dg.Definitions(
+    assets=[reference_data, deliveries, pseudonymised, dbt_models, release],
+    jobs=[sector_refresh],
+    schedules=[nightly_sector_refresh],
+    sensors=[landing_sensor],
+    resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+    executor=dg.in_process_executor,
+)

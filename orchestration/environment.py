@@ -1,0 +1,28 @@
+"""Process settings every entry point (CLI, dagster dev, tests) derives from the data home."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from publieksdata.settings import DataHome, data_home
+
+
+def configure_environment(home: DataHome | None = None) -> DataHome:
+    """Point dbt and Dagster at the data home: one DuckDB path from one setting for both."""
+    home = home or data_home()
+    os.environ["PUBLIEKSDATA_HOME"] = str(home.root)
+    os.environ["PUBLIEKSDATA_WAREHOUSE"] = str(home.warehouse)
+    os.environ["DBT_LOG_PATH"] = str(home.dbt / "logs")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(home.dagster)
+    home.dagster.mkdir(parents=True, exist_ok=True)
+    # dbt is installed beside this Python: find it even when the virtualenv is not activated
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return home

@@ -1,0 +1,30 @@
+"""The dbt project, built in one place for Dagster, the CLI and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+def _newest_source_mtime() -> float:
+    sources = [p for p in DBT_PROJECT_DIR.rglob("*")
+               if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv"}
+               and "target" not in p.relative_to(DBT_PROJECT_DIR).parts[:1]]  # fmt: skip
+    return max((p.stat().st_mtime for p in sources), default=0.0)
+
+
+def prepare_manifest(force: bool = False) -> Path:
+    """Run ``dbt parse`` when the manifest is missing or older than the project's files.
+
+    Explicit for the CLI, CI and tests; ``dagster dev`` prepares it through prepare_if_dev.
+    """
+    manifest = dbt_project.manifest_path
+    if force or not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+        dbt_project.preparer.prepare(dbt_project)
+    return manifest

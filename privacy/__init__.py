@@ -1,0 +1,1 @@
+"""Identifiers out: keyed pseudonyms, generalisation and the keyring."""

@@ -1,0 +1,84 @@
+"""The main job, run in-process through Dagster: the same job the nightly schedule runs."""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+
+from exports.release import current_release
+from publieksdata.settings import DataHome, PublieksdataError
+
+log = logging.getLogger(__name__)
+
+
+def run_job(home: DataHome) -> dict:
+    """Materialise the ``sector_refresh`` job in-process; raise PublieksdataError on failure."""
+    from orchestration.environment import configure_environment
+
+    configure_environment(home)
+    from orchestration.project import prepare_manifest
+
+    prepare_manifest()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("sector_refresh")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    if not result.success:
+        failures = [
+            e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+        ]
+        if failures:
+            step = failures[0].step_key
+            err = failures[0].event_specific_data.error
+            message = _root_message(err)
+            raise PublieksdataError(f"the job failed in step {step}: {message}")
+        raise PublieksdataError("the job failed; open the Dagster UI for the run's log")
+    return summary(home)
+
+
+def _root_message(err) -> str:
+    """The innermost error message: a PublieksdataError's text, or the exception's class."""
+    while err is not None and err.cause is not None:
+        err = err.cause
+    if err is None:
+        return "unknown error"
+    text = err.message.strip().splitlines()[-1] if err.message else err.cls_name
+    return text
+
+
+def summary(home: DataHome) -> dict:
+    """What the demo prints: deliveries, tickets, persons, suppressed cells, the release."""
+    rel = current_release(home)
+    out: dict = {"data_home": str(home.root), "release": str(rel) if rel else None}
+    if not home.warehouse.exists():
+        return out
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        out["deliveries"] = dict(
+            conn.execute("select status, count(*) from intake.deliveries group by 1 order by 1").fetchall()
+        )
+        try:
+            out["tickets"] = conn.execute("select count(*) from marts.fct_tickets").fetchone()[0]
+            out["persons"] = conn.execute(
+                "select count(distinct person_key) from marts.fct_tickets"
+            ).fetchone()[0]
+            out["institutions"] = conn.execute(
+                "select count(distinct institution_code) from published.benchmark"
+            ).fetchone()[0]
+            out["benchmark_rows"] = conn.execute("select count(*) from published.benchmark").fetchone()[0]
+            out["suppressed_rows"] = conn.execute(
+                "select count(*) from published.benchmark where suppressed"
+            ).fetchone()[0]
+        except duckdb.CatalogException:
+            pass
+    finally:
+        conn.close()
+    return out

@@ -1,0 +1,129 @@
+"""The warehouse file: its raw (pseudonymised) tables and how the pipeline opens it.
+
+dbt owns every model built on top; the pipeline owns the tables below, which
+dbt reads as sources. One writer at a time: the pipeline opens the warehouse
+for its step and closes it before dbt runs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import duckdb
+
+from publieksdata.settings import DataHome, PublieksdataError
+
+DDL = """
+create schema if not exists {db}.intake;
+create schema if not exists {db}.pseudo;
+create schema if not exists {db}.reference;
+create schema if not exists {db}.meta;
+
+create table if not exists {db}.intake.deliveries (
+    delivery_id varchar primary key,
+    sha256 varchar not null,
+    institution_code varchar not null,
+    file_name varchar not null,
+    kind varchar,
+    file_format varchar,
+    status varchar not null,          -- validated, accepted, rejected, duplicate
+    rows_total bigint,
+    rows_loaded bigint,
+    soft_problems json,
+    reason varchar,
+    duplicate_of varchar,
+    received_at timestamp not null,
+    finished_at timestamp
+);
+
+create table if not exists {db}.pseudo.tickets (
+    institution_code varchar not null,
+    ticket_id varchar not null,
+    order_id varchar,
+    event_id varchar not null,
+    event_start timestamp not null,
+    sold_at timestamp not null,
+    price decimal(12, 2) not null,
+    ticket_type varchar,
+    channel varchar,
+    status varchar not null,
+    sector_pseudonym varchar,
+    customer_pseudonym varchar,
+    pc4 varchar,
+    country varchar,
+    birth_year integer,
+    gender varchar,
+    research_opt_out boolean not null,
+    key_id varchar,
+    delivery_id varchar not null,
+    loaded_at timestamp not null,
+    primary key (institution_code, ticket_id)
+);
+
+create table if not exists {db}.pseudo.events (
+    institution_code varchar not null,
+    event_id varchar not null,
+    starts_at timestamp not null,
+    discipline varchar not null,
+    event_name varchar,
+    venue varchar,
+    capacity integer,
+    delivery_id varchar not null,
+    loaded_at timestamp not null,
+    primary key (institution_code, event_id)
+);
+
+create table if not exists {db}.meta.keyring (
+    key_id varchar not null,
+    fingerprint varchar not null,
+    since timestamp not null
+);
+"""
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection, db: str) -> None:
+    conn.execute(DDL.format(db=db))
+
+
+@contextmanager
+def work_connection(home: DataHome) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with the warehouse attached as ``wh``.
+
+    Raw deliveries are parsed in the in-memory database (spilling, if ever,
+    into the 0700 quarantine folder), so identifiers never touch the
+    warehouse file; only pseudonymised rows are written to ``wh``.
+    """
+    spill = home.quarantine / ".spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(":memory:", config={"temp_directory": str(spill)})
+    try:
+        try:
+            conn.execute("attach ? as wh", [str(home.warehouse)])
+        except duckdb.IOException as exc:
+            raise PublieksdataError(
+                f"the warehouse {home.warehouse} is in use by another process; "
+                "wait for the running job to finish"
+            ) from exc
+        ensure_schema(conn, "wh")
+        yield conn
+    finally:
+        conn.close()
+
+
+def check_keyring(conn: duckdb.DuckDBPyConnection, key_id: str, fingerprint: str) -> None:
+    """Refuse to mix pseudonyms of two keys: the warehouse remembers the key it was built with."""
+    row = conn.execute(
+        "select key_id, fingerprint from wh.meta.keyring order by since desc limit 1"
+    ).fetchone()
+    if row is None:
+        conn.execute(
+            "insert into wh.meta.keyring values (?, ?, now())", [key_id, fingerprint]
+        )
+        return
+    if row[1] != fingerprint:
+        raise PublieksdataError(
+            f"the warehouse was built with key {row[0]} (fingerprint {row[1]}) but the keyring's "
+            f"active key is {key_id} (fingerprint {fingerprint}); use the data home's own master "
+            "key and keyring, or re-key the warehouse with 'publieksdata keys rotate'"
+        )

@@ -1,0 +1,157 @@
+"""Intake: bad files are rejected whole with a readable report; the same bytes count once."""
+
+import json
+
+import duckdb
+
+from conftest import deliver, write_minimal_sector
+from ingest.intake import take_deliveries
+from privacy.step import pseudonymise_pending
+
+HEADER = "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,postcode\n"
+
+
+def tickets_csv(n: int = 20, email_domain: str = "example.nl") -> str:
+    rows = [
+        f"T{i},O{i},E1,2025-03-01 20:00,2025-02-01 10:00,12.50,visitor{i}@{email_domain},"
+        f"06-1234{i:04d},1011 AB\n"
+        for i in range(n)
+    ]
+    return HEADER + "".join(rows)
+
+
+def warehouse_rows(home) -> int:
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return conn.execute("select count(*) from pseudo.tickets").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def ledger(home) -> list[tuple]:
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return conn.execute(
+            "select file_name, status, duplicate_of from intake.deliveries order by received_at"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_missing_required_column_is_rejected_with_a_report_and_loads_nothing(home):
+    write_minimal_sector(home)
+    content = tickets_csv().replace("price,", "amount,", 1)
+    deliver(home, "th_a", "no_price.csv", content)
+    outcomes = take_deliveries(home)
+    pseudonymise_pending(home)
+    assert [o.status for o in outcomes] == ["rejected"]
+    assert warehouse_rows(home) == 0
+    report = json.loads(next(home.rejected.rglob("*.report.json")).read_text())
+    assert report["file"] == "no_price.csv"
+    assert report["institution"] == "th_a"
+    assert report["problems"][0]["rule"] == "required_column"
+    assert report["problems"][0]["column"] == "price"
+    markdown = next(home.rejected.rglob("*.report.md")).read_text()
+    assert "price" in markdown and "What to do" in markdown
+    # the report never repeats a value of the file
+    for text in (json.dumps(report), markdown):
+        assert "visitor" not in text and "06-1234" not in text
+    assert not any(home.landing.rglob("*.csv"))
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+
+
+def test_bad_values_are_reported_by_row_and_column_without_values(home):
+    write_minimal_sector(home)
+    lines = tickets_csv(12).splitlines(keepends=True)
+    lines[3] = lines[3].replace("12.50", "-4.00")  # data row 3
+    lines[6] = lines[6].replace("2025-03-01 20:00", "31-02-2025")  # data row 6: impossible date
+    deliver(home, "th_a", "bad.csv", "".join(lines))
+    [outcome] = take_deliveries(home)
+    assert outcome.status == "rejected"
+    problems = {(p["rule"], p["column"]): p for p in outcome.problems}
+    assert problems[("price_range", "price")]["rows"] == [3]
+    assert problems[("required_value", "event_start")]["rows"] == [6]
+    report = next(home.rejected.rglob("*.report.json")).read_text()
+    assert "visitor" not in report and "-4.00" not in report
+
+
+def test_same_file_twice_counts_once(home):
+    write_minimal_sector(home)
+    content = tickets_csv(15)
+    deliver(home, "th_a", "tickets.csv", content)
+    take_deliveries(home)
+    pseudonymise_pending(home)
+    assert warehouse_rows(home) == 15
+    deliver(home, "th_a", "tickets_again.csv", content)
+    [outcome] = take_deliveries(home)
+    pseudonymise_pending(home)
+    assert outcome.status == "duplicate"
+    assert warehouse_rows(home) == 15
+    statuses = [row[1] for row in ledger(home)]
+    assert statuses == ["accepted", "duplicate"]
+
+
+def test_unknown_institution_folder_is_rejected(home):
+    write_minimal_sector(home)
+    deliver(home, "not_a_member", "tickets.csv", tickets_csv(3))
+    [outcome] = take_deliveries(home)
+    assert outcome.status == "rejected"
+    assert outcome.problems[0]["rule"] == "unknown_institution"
+
+
+def test_non_data_files_are_rejected_with_a_reason(home):
+    write_minimal_sector(home)
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("tickets.csv", tickets_csv(2))
+    deliver(home, "th_a", "archive.csv", buf.getvalue())
+    deliver(home, "th_a", "empty.csv", b"")
+    deliver(home, "th_a", "junk.csv", bytes(range(256)) * 4)
+    outcomes = {o.file_name: o for o in take_deliveries(home)}
+    assert {o.status for o in outcomes.values()} == {"rejected"}
+    assert "zip" in outcomes["archive.csv"].problems[0]["detail"]
+    assert "empty" in outcomes["empty.csv"].problems[0]["detail"]
+    assert "binary" in outcomes["junk.csv"].problems[0]["detail"]
+
+
+def test_dutch_excel_csv_is_read(home):
+    write_minimal_sector(home)
+    content = (
+        "Ticketnummer;Bestelnummer;Voorstelling;Event_start;Verkoopdatum;Prijs;E-mail;Woonplaats\n"
+        "1;10;E1;01-03-2025 20:00;15-01-2025;12,50;anna@example.nl;Zaandam\n"
+        "2;10;E1;01-03-2025 20:00;15-01-2025;1.012,00;b\u00e9atrice@example.nl;Li\u00e8ge\n"
+    ).encode("cp1252")
+    deliver(home, "th_a", "export.csv", content)
+    [outcome] = take_deliveries(home)
+    assert outcome.status == "validated", outcome.problems
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    prices = sorted(r[0] for r in conn.execute("select cast(price as double) from pseudo.tickets").fetchall())
+    columns = [r[0] for r in conn.execute("describe pseudo.tickets").fetchall()]
+    conn.close()
+    assert prices == [12.5, 1012.0]
+    for identifier in ("email", "phone", "city", "street", "first_name", "last_name", "postcode"):
+        assert identifier not in columns
+
+
+def test_correction_replaces_the_earlier_ticket(home):
+    write_minimal_sector(home)
+    deliver(home, "th_a", "first.csv", tickets_csv(5))
+    take_deliveries(home)
+    pseudonymise_pending(home)
+    correction = HEADER.replace("\n", ",status\n") + (
+        "T1,O1,E1,2025-03-01 20:00,2025-02-01 10:00,12.50,visitor1@example.nl,,1011 AB,geannuleerd\n"
+    )
+    deliver(home, "th_a", "correction.csv", correction)
+    take_deliveries(home)
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    rows = conn.execute(
+        "select ticket_id, status from pseudo.tickets order by ticket_id"
+    ).fetchall()
+    conn.close()
+    assert len(rows) == 5
+    assert dict(rows)["T1"] == "cancelled"
