@@ -71,16 +71,22 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
         conn.execute("attach ? as wh (read_only)", [str(home.warehouse)])
         tables = published_tables(conn)
         if not tables:
-            raise PublieksdataError("the warehouse has no published tables: run the dbt build first")
+            raise PublieksdataError(
+                "the warehouse has no published tables: run the dbt build first"
+            )
         conn.execute("attach ? as rel", [str(incoming / "marts.duckdb")])
         row_counts = {}
         for table in tables:
-            conn.execute(f'create table rel.main."{table}" as select * from wh.{PUBLISHED_SCHEMA}."{table}"')
+            conn.execute(
+                f'create table rel.main."{table}" as select * from wh.{PUBLISHED_SCHEMA}."{table}"'
+            )
             conn.execute(
                 f'copy (select * from wh.{PUBLISHED_SCHEMA}."{table}") to '
                 f"{_sql_str(incoming / 'parquet' / f'{table}.parquet')} (format parquet)"
             )
-            row_counts[table] = conn.execute(f'select count(*) from rel.main."{table}"').fetchone()[0]
+            row_counts[table] = conn.execute(f'select count(*) from rel.main."{table}"').fetchone()[
+                0
+            ]
         conn.execute("detach rel")
     finally:
         conn.close()
@@ -111,7 +117,9 @@ def verify_release(folder: Path) -> dict:
     for rel_path, digest in manifest["files"].items():
         path = folder / rel_path
         if not path.is_file() or _sha256(path) != digest:
-            raise PublieksdataError(f"release {folder.name}: {rel_path} does not match the manifest")
+            raise PublieksdataError(
+                f"release {folder.name}: {rel_path} does not match the manifest"
+            )
     return manifest
 
 

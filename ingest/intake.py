@@ -91,7 +91,9 @@ def _reject(conn, home: DataHome, path: Path, base: dict, problems: list[dict]) 
         f"{p['rule']}" + (f" ({p['column']})" if p.get("column") else "") for p in problems
     )
     ledger.record(conn, status="rejected", reason=reason, **base)
-    log.warning("delivery %s of %s rejected: %s", base["delivery_id"], base["institution_code"], reason)
+    log.warning(
+        "delivery %s of %s rejected: %s", base["delivery_id"], base["institution_code"], reason
+    )
     return DeliveryOutcome(
         base["delivery_id"], base["institution_code"], base["file_name"], "rejected",
         base.get("kind"), base.get("rows_total") or 0, problems=problems, report=str(json_path),
@@ -152,7 +154,9 @@ def process_file(
         }])  # fmt: skip
     known = TICKET_COLUMNS if kind == "tickets" else EVENT_COLUMNS
     ignored = sorted({c for c in read.columns if c not in known} | set(read.ignored_columns))
-    conn.execute(typed_tickets_sql(read.columns) if kind == "tickets" else typed_events_sql(read.columns))
+    conn.execute(
+        typed_tickets_sql(read.columns) if kind == "tickets" else typed_events_sql(read.columns)
+    )
     validation = validate_typed(conn, kind, read.columns, today)
     if not validation.ok:
         return _reject(conn, home, path, base, [p.as_dict() for p in validation.problems])
@@ -192,7 +196,9 @@ def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryO
     outcomes: list[DeliveryOutcome] = []
     with work_connection(home) as conn:
         # 1. originals left in quarantine by an interrupted run
-        for folder in sorted(p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in sorted(
+            p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
             for path in sorted(folder.iterdir()):
                 if path.suffix == ".tmp":
                     path.unlink()
@@ -209,7 +215,9 @@ def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryO
         if not home.landing.exists():
             return outcomes
         for folder in sorted(p for p in home.landing.iterdir() if p.is_dir()):
-            for upload in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+            for upload in sorted(
+                p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+            ):
                 name = safe_file_name(upload.name)
                 institution = safe_file_name(folder.name)
                 sha = sha256_of(upload)

@@ -145,7 +145,9 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, path: Path) -> ReadResult:
             sniff = conn.execute(
                 "select Delimiter from sniff_csv(?, encoding = ?)", [str(path), encoding]
             ).fetchone()
-            headers = [d[0] for d in conn.execute(f"select * from {source} limit 0", params).description]
+            headers = [
+                d[0] for d in conn.execute(f"select * from {source} limit 0", params).description
+            ]
             columns, dropped = _create_raw(conn, source, params, headers)
         except duckdb.Error as exc:
             raise _csv_error(exc) from None
@@ -153,10 +155,15 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, path: Path) -> ReadResult:
     elif fmt == "parquet":
         source = "read_parquet(?)"
         try:
-            headers = [d[0] for d in conn.execute(f"select * from {source} limit 0", [str(path)]).description]
+            headers = [
+                d[0]
+                for d in conn.execute(f"select * from {source} limit 0", [str(path)]).description
+            ]
             columns, dropped = _create_raw(conn, source, [str(path)], headers)
         except duckdb.Error:
-            raise UnreadableFile("the Parquet file cannot be read (damaged or unsupported)") from None
+            raise UnreadableFile(
+                "the Parquet file cannot be read (damaged or unsupported)"
+            ) from None
         result = ReadResult(fmt, 0, columns, dropped)
     else:
         columns, dropped = _read_xlsx(conn, path)
@@ -200,9 +207,7 @@ def _read_xlsx(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], 
     width = len(headers)
     safe = [f"c{i}" for i in range(width)]
     conn.execute(
-        "create or replace temp table xlsx_rows ("
-        + ", ".join(f"{c} varchar" for c in safe)
-        + ")"
+        "create or replace temp table xlsx_rows (" + ", ".join(f"{c} varchar" for c in safe) + ")"
     )
     batch: list[list[str | None]] = [[] for _ in range(width)]
 

@@ -12,7 +12,15 @@ from ingest.registry import load_registry
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import work_connection
 
-PC4_REQUIRED = ("pc4", "gemeente_code", "gemeente_naam", "provincie", "lat", "lon", "aantal_inwoners")
+PC4_REQUIRED = (
+    "pc4",
+    "gemeente_code",
+    "gemeente_naam",
+    "provincie",
+    "lat",
+    "lon",
+    "aantal_inwoners",
+)
 
 
 def load_reference(home: DataHome) -> dict[str, int]:

@@ -59,39 +59,39 @@ def typed_tickets_sql(columns: list[str]) -> str:
     create or replace temp table typed as
     select
         _row,
-        {c['ticket_id']} as ticket_id,
-        {c['order_id']} as order_id,
-        {c['event_id']} as event_id,
-        {_timestamp(c['event_start'])} as event_start,
-        {c['event_start']} is not null as event_start_given,
-        {_timestamp(c['sold_at'])} as sold_at,
-        {c['sold_at']} is not null as sold_at_given,
-        {_decimal(c['price'])} as price,
-        {c['price']} is not null as price_given,
-        {_case_map(c['ticket_type'], TICKET_TYPES, "'other'")} as ticket_type,
-        {c['ticket_type']} is not null
-            and lower(trim({c['ticket_type']})) not in ({", ".join(_lit(k) for k in TICKET_TYPES)})
+        {c["ticket_id"]} as ticket_id,
+        {c["order_id"]} as order_id,
+        {c["event_id"]} as event_id,
+        {_timestamp(c["event_start"])} as event_start,
+        {c["event_start"]} is not null as event_start_given,
+        {_timestamp(c["sold_at"])} as sold_at,
+        {c["sold_at"]} is not null as sold_at_given,
+        {_decimal(c["price"])} as price,
+        {c["price"]} is not null as price_given,
+        {_case_map(c["ticket_type"], TICKET_TYPES, "'other'")} as ticket_type,
+        {c["ticket_type"]} is not null
+            and lower(trim({c["ticket_type"]})) not in ({", ".join(_lit(k) for k in TICKET_TYPES)})
             as ticket_type_unknown,
-        {_case_map(c['channel'], CHANNELS, "'other'")} as channel,
-        {c['channel']} is not null
-            and lower(trim({c['channel']})) not in ({", ".join(_lit(k) for k in CHANNELS)})
+        {_case_map(c["channel"], CHANNELS, "'other'")} as channel,
+        {c["channel"]} is not null
+            and lower(trim({c["channel"]})) not in ({", ".join(_lit(k) for k in CHANNELS)})
             as channel_unknown,
-        coalesce({_case_map(c['status'], STATUSES, 'null')},
-                 case when {c['status']} is null then 'sold' end) as status,
-        {c['customer_id']} as customer_id,
-        {c['email']} as email,
-        {c['phone']} as phone,
-        {c['first_name']} as first_name,
-        {c['last_name']} as last_name,
-        {c['postcode']} as postcode,
-        {c['country']} as country,
-        cast({_timestamp(c['birth_date'])} as date) as birth_date,
-        {c['birth_date']} is not null and {_timestamp(c['birth_date'])} is null
+        coalesce({_case_map(c["status"], STATUSES, "null")},
+                 case when {c["status"]} is null then 'sold' end) as status,
+        {c["customer_id"]} as customer_id,
+        {c["email"]} as email,
+        {c["phone"]} as phone,
+        {c["first_name"]} as first_name,
+        {c["last_name"]} as last_name,
+        {c["postcode"]} as postcode,
+        {c["country"]} as country,
+        cast({_timestamp(c["birth_date"])} as date) as birth_date,
+        {c["birth_date"]} is not null and {_timestamp(c["birth_date"])} is null
             as birth_date_unparseable,
-        coalesce({_case_map(c['gender'], GENDERS, "'unknown'")}, 'unknown') as gender,
-        coalesce(lower(trim({c['research_opt_out']})) in ({bool_true}), false) as research_opt_out,
-        {c['research_opt_out']} is not null
-            and lower(trim({c['research_opt_out']})) not in ({bool_true}, {bool_false})
+        coalesce({_case_map(c["gender"], GENDERS, "'unknown'")}, 'unknown') as gender,
+        coalesce(lower(trim({c["research_opt_out"]})) in ({bool_true}), false) as research_opt_out,
+        {c["research_opt_out"]} is not null
+            and lower(trim({c["research_opt_out"]})) not in ({bool_true}, {bool_false})
             as research_opt_out_unknown
     from raw
     """
@@ -103,19 +103,17 @@ def typed_events_sql(columns: list[str]) -> str:
     create or replace temp table typed as
     select
         _row,
-        {c['event_id']} as event_id,
-        {_timestamp(c['starts_at'])} as starts_at,
-        {c['starts_at']} is not null as starts_at_given,
-        {_case_map(c['discipline'], DISCIPLINE_ALIASES, "'overig'")} as discipline,
-        {c['discipline']} is not null as discipline_given,
-        {c['discipline']} is not null
-            and lower(trim({c['discipline']})) not in
+        {c["event_id"]} as event_id,
+        {_timestamp(c["starts_at"])} as starts_at,
+        {c["starts_at"]} is not null as starts_at_given,
+        {_case_map(c["discipline"], DISCIPLINE_ALIASES, "'overig'")} as discipline,
+        {c["discipline"]} is not null as discipline_given,
+        {c["discipline"]} is not null
+            and lower(trim({c["discipline"]})) not in
                 ({", ".join(_lit(k) for k in DISCIPLINE_ALIASES)}) as discipline_unknown,
-        {c['event_name']} as event_name,
-        {c['venue']} as venue,
-        try_cast(try_cast({c['capacity']} as double) as integer) as capacity,
-        {c['capacity']} is not null as capacity_given
+        {c["event_name"]} as event_name,
+        {c["venue"]} as venue,
+        try_cast(try_cast({c["capacity"]} as double) as integer) as capacity,
+        {c["capacity"]} is not null as capacity_given
     from raw
     """
-
-

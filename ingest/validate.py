@@ -89,7 +89,6 @@ def _suite_definitions(kind: str, today: date) -> list[tuple[str, str, str, dict
 def _ge_batch_definition_and_suite(kind: str, today: date):
     import great_expectations as gx
     import great_expectations.expectations as gxe
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -47,7 +47,7 @@ def _decode_master_key(text: str, where: str) -> bytes:
     if len(raw) != _KEY_BYTES:
         raise PublieksdataError(
             f"the master key from {where} is not 32 bytes of url-safe base64; "
-            "make one with: python -c \"import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())\""
+            'make one with: python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
         )
     return raw
 
@@ -62,7 +62,9 @@ def load_master_key(home: DataHome, *, create_local: bool = False) -> MasterKeyS
     if os.environ.get("PUBLIEKSDATA_MASTER_KEY_FILE"):
         path = Path(os.environ["PUBLIEKSDATA_MASTER_KEY_FILE"])
         if not path.is_file():
-            raise PublieksdataError(f"PUBLIEKSDATA_MASTER_KEY_FILE names {path}, which does not exist")
+            raise PublieksdataError(
+                f"PUBLIEKSDATA_MASTER_KEY_FILE names {path}, which does not exist"
+            )
         return MasterKeySource(_decode_master_key(path.read_text(), str(path)), "file")
     local = home.local_master_key
     if local.is_file():
@@ -159,9 +161,7 @@ def create_keyring(home: DataHome) -> Keyring:
 def open_keyring(home: DataHome) -> Keyring:
     path = _keyring_path(home)
     if not path.is_file():
-        raise PublieksdataError(
-            f"no keyring in {home.keys}: run 'publieksdata init' first"
-        )
+        raise PublieksdataError(f"no keyring in {home.keys}: run 'publieksdata init' first")
     doc = json.loads(path.read_text())
     key_id = doc["active"]
     entry = doc["keys"][key_id]

@@ -65,7 +65,9 @@ def pseudonym_map(
             cache[norm] = keyed(norm)
         raws.append(raw)
         pseudos.append(cache[norm])
-    return pa.table({"raw": pa.array(raws, pa.string()), "pseudonym": pa.array(pseudos, pa.string())}), unparseable
+    return pa.table(
+        {"raw": pa.array(raws, pa.string()), "pseudonym": pa.array(pseudos, pa.string())}
+    ), unparseable
 
 
 def email_map(keyring: Keyring, values: Iterable[object]) -> tuple[pa.Table, int]:

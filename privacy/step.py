@@ -13,10 +13,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-
-
 from ingest import ledger
-from ingest.intake import canonical_path, _sql_path
+from ingest.intake import _sql_path, canonical_path
 from privacy.keyring import Keyring, open_keyring
 from privacy.pseudonymise import customer_map, email_map, fallback_map, phone_map
 from publieksdata.settings import DataHome, PublieksdataError
@@ -54,10 +52,22 @@ def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id:
     """Insert the delivery in ``d`` into wh.pseudo.tickets; return soft counts."""
     identified = "from d where not research_opt_out"
     emails, bad_emails = email_map(
-        keyring, (r[0] for r in conn.execute(f"select distinct email {identified} and email is not null").fetchall())
+        keyring,
+        (
+            r[0]
+            for r in conn.execute(
+                f"select distinct email {identified} and email is not null"
+            ).fetchall()
+        ),
     )
     phones, bad_phones = phone_map(
-        keyring, (r[0] for r in conn.execute(f"select distinct phone {identified} and phone is not null").fetchall())
+        keyring,
+        (
+            r[0]
+            for r in conn.execute(
+                f"select distinct phone {identified} and phone is not null"
+            ).fetchall()
+        ),
     )
     fallbacks = fallback_map(keyring, conn.execute(
         f"select distinct last_name, cast(birth_date as varchar), postcode {identified} "
@@ -102,7 +112,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id:
             """,
             [institution, keyring.key_id, delivery_id],
         )
-        _mark_accepted(conn, delivery_id, {"email_unparseable": bad_emails, "phone_unparseable": bad_phones})
+        _mark_accepted(
+            conn, delivery_id, {"email_unparseable": bad_emails, "phone_unparseable": bad_phones}
+        )
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
@@ -163,7 +175,9 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                     f"delivery {delivery_id} of {institution} is validated but its quarantine "
                     f"file is missing; ask the member to upload it again"
                 )
-            conn.execute(f"create or replace temp table d as select * from read_parquet('{_sql_path(path)}')")
+            conn.execute(
+                f"create or replace temp table d as select * from read_parquet('{_sql_path(path)}')"
+            )
             if kind == "tickets":
                 soft = _pseudonymise_tickets(conn, keyring, institution, delivery_id)
             else:
@@ -174,5 +188,3 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
             log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, rows)
             outcomes.append(PrivacyOutcome(delivery_id, institution, kind, rows, soft))
     return outcomes
-
-

@@ -69,7 +69,9 @@ def print_summary(s: dict) -> None:
     if "tickets" in s:
         print(f"tickets: {s['tickets']:,}  persons: {s['persons']:,}  "
               f"institutions: {s['institutions']}")  # fmt: skip
-        print(f"benchmark rows: {s['benchmark_rows']} ({s['suppressed_rows']} with suppressed cells)")
+        print(
+            f"benchmark rows: {s['benchmark_rows']} ({s['suppressed_rows']} with suppressed cells)"
+        )
     print(f"current release: {s['release'] or 'none yet'}")
 
 
@@ -88,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         for option, value in DEMO_SIZE.items():
             p.add_argument(f"--{option}", type=int, default=value)
         p.add_argument("--seed", type=int, default=42)
-    sub.add_parser("run", help="take pending deliveries, validate, pseudonymise, build, test, publish")
+    sub.add_parser(
+        "run", help="take pending deliveries, validate, pseudonymise, build, test, publish"
+    )
     sub.add_parser("status", help="deliveries accepted, rejected and duplicate; the last release")
     return parser
 

@@ -32,9 +32,7 @@ def run_job(home: DataHome) -> dict:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     if not result.success:
-        failures = [
-            e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-        ]
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         if failures:
             step = failures[0].step_key
             err = failures[0].event_specific_data.error
@@ -63,7 +61,9 @@ def summary(home: DataHome) -> dict:
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     try:
         out["deliveries"] = dict(
-            conn.execute("select status, count(*) from intake.deliveries group by 1 order by 1").fetchall()
+            conn.execute(
+                "select status, count(*) from intake.deliveries group by 1 order by 1"
+            ).fetchall()
         )
         try:
             out["tickets"] = conn.execute("select count(*) from marts.fct_tickets").fetchone()[0]
@@ -73,7 +73,9 @@ def summary(home: DataHome) -> dict:
             out["institutions"] = conn.execute(
                 "select count(distinct institution_code) from published.benchmark"
             ).fetchone()[0]
-            out["benchmark_rows"] = conn.execute("select count(*) from published.benchmark").fetchone()[0]
+            out["benchmark_rows"] = conn.execute(
+                "select count(*) from published.benchmark"
+            ).fetchone()[0]
             out["suppressed_rows"] = conn.execute(
                 "select count(*) from published.benchmark where suppressed"
             ).fetchone()[0]

@@ -7,8 +7,8 @@ for its step and closes it before dbt runs.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -117,9 +117,7 @@ def check_keyring(conn: duckdb.DuckDBPyConnection, key_id: str, fingerprint: str
         "select key_id, fingerprint from wh.meta.keyring order by since desc limit 1"
     ).fetchone()
     if row is None:
-        conn.execute(
-            "insert into wh.meta.keyring values (?, ?, now())", [key_id, fingerprint]
-        )
+        conn.execute("insert into wh.meta.keyring values (?, ?, now())", [key_id, fingerprint])
         return
     if row[1] != fingerprint:
         raise PublieksdataError(

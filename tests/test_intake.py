@@ -3,8 +3,8 @@
 import json
 
 import duckdb
-
 from conftest import deliver, write_minimal_sector
+
 from ingest.intake import take_deliveries
 from privacy.step import pseudonymise_pending
 
@@ -129,7 +129,9 @@ def test_dutch_excel_csv_is_read(home):
     assert outcome.status == "validated", outcome.problems
     pseudonymise_pending(home)
     conn = duckdb.connect(str(home.warehouse), read_only=True)
-    prices = sorted(r[0] for r in conn.execute("select cast(price as double) from pseudo.tickets").fetchall())
+    prices = sorted(
+        r[0] for r in conn.execute("select cast(price as double) from pseudo.tickets").fetchall()
+    )
     columns = [r[0] for r in conn.execute("describe pseudo.tickets").fetchall()]
     conn.close()
     assert prices == [12.5, 1012.0]

@@ -1,6 +1,5 @@
 """The dbt project as assets; dbt tests become asset checks."""
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,9 @@ class PublieksdataTranslator(DagsterDbtTranslator):
 translator = PublieksdataTranslator()
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator)
+@dbt_assets(
+    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator
+)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     target = data_home().dbt / "target"
     yield from dbt.cli(["build"], context=context, target_path=target).stream()

@@ -1,6 +1,5 @@
 """Intake and privacy as assets: landing -> quarantine -> validated -> pseudonymised rows."""
 
-
 from collections import Counter
 
 import dagster as dg
@@ -24,7 +23,9 @@ def deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if o.status == "rejected":
             context.log.warning(
                 f"rejected {o.institution}/{o.file_name}: "
-                + "; ".join(p["rule"] + (f" ({p['column']})" if p.get("column") else "") for p in o.problems)
+                + "; ".join(
+                    p["rule"] + (f" ({p['column']})" if p.get("column") else "") for p in o.problems
+                )
             )
     return dg.MaterializeResult(
         metadata={
@@ -39,10 +40,18 @@ def deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["pseudo", "tickets"], deps=[deliveries], group_name="privacy",
-                     description="Pseudonymised tickets: no direct identifiers, PC4, birth year."),
-        dg.AssetSpec(["pseudo", "events"], deps=[deliveries], group_name="privacy",
-                     description="Events of every member, latest delivery wins."),
+        dg.AssetSpec(
+            ["pseudo", "tickets"],
+            deps=[deliveries],
+            group_name="privacy",
+            description="Pseudonymised tickets: no direct identifiers, PC4, birth year.",
+        ),
+        dg.AssetSpec(
+            ["pseudo", "events"],
+            deps=[deliveries],
+            group_name="privacy",
+            description="Events of every member, latest delivery wins.",
+        ),
     ]  # fmt: skip
 )
 def pseudonymised(context: dg.AssetExecutionContext):
@@ -57,10 +66,16 @@ def pseudonymised(context: dg.AssetExecutionContext):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["reference", "institutions"], group_name="reference",
-                     description="The member registry, institutions.csv."),
-        dg.AssetSpec(["reference", "pc4"], group_name="reference",
-                     description="Statistics per PC4 area (CBS column names)."),
+        dg.AssetSpec(
+            ["reference", "institutions"],
+            group_name="reference",
+            description="The member registry, institutions.csv.",
+        ),
+        dg.AssetSpec(
+            ["reference", "pc4"],
+            group_name="reference",
+            description="Statistics per PC4 area (CBS column names).",
+        ),
     ]  # fmt: skip
 )
 def reference_data(context: dg.AssetExecutionContext):

@@ -1,6 +1,5 @@
 """Publication: a release of the published marts, only after every dbt test passed."""
 
-
 import dagster as dg
 
 from exports.release import publish_release, remove_incomplete

@@ -1,0 +1,173 @@
+"""The whole job on a generated sector, in-process, on a temporary data home."""
+
+import json
+
+import duckdb
+import pytest
+from conftest import deliver
+from privacy_scan import find_identifiers
+
+from exports.release import current_release, verify_release
+from publieksdata.pipeline import run_job
+from publieksdata.synthetic import generate_sector
+
+K = 10
+
+# Canary identifiers: unusual enough that any hit in a written file is a leak.
+CANARY = {
+    "email": "Kanarie.Vogelzang@Example.org",
+    "phone": "06-19283746",
+    "first_name": "Zebediah",
+    "last_name": "Quixwoldt",
+    "street": "Kanariepietersteeg",
+    "postcode": "3511 QX",
+    "city": "Quixhuizen",
+    "birth_date": "1937-04-29",
+}
+
+
+def canary_needles() -> list[str]:
+    import hashlib
+
+    values = [CANARY["email"], CANARY["email"].lower(), "+31619283746", "0619283746",
+              CANARY["first_name"], CANARY["last_name"], CANARY["street"], "3511qx", "3511 qx",
+              CANARY["city"], CANARY["birth_date"], "29-04-1937"]  # fmt: skip
+    hashes = []
+    for v in (CANARY["email"].lower(), "+31619283746"):
+        hashes += [hashlib.sha256(v.encode()).hexdigest(), hashlib.md5(v.encode()).hexdigest()]
+    return values + hashes
+
+
+@pytest.fixture(scope="module")
+def finished_job(tmp_path_factory):
+    """One generated sector, one run of the whole job: shared by the assertions below."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("e2e") / "home"
+    import base64
+
+    from publieksdata.settings import DataHome
+
+    mp.setenv("PUBLIEKSDATA_HOME", str(root))
+    mp.setenv("PUBLIEKSDATA_MASTER_KEY", base64.urlsafe_b64encode(b"\x07" * 32).decode())
+    mp.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
+    mp.setenv("DAGSTER_HOME", str(root / "dagster"))
+    mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
+    mp.delenv("PUBLIEKSDATA_K", raising=False)
+    home = DataHome(root)
+    home.create()
+    from privacy.keyring import create_keyring
+
+    create_keyring(home)
+    generate_sector(root, institutions=10, persons=2500, years=2, seed=11)
+    truth = json.loads((root / "synthetic" / "truth.json").read_text())
+    # a member of our own with canary identifiers in twelve tickets
+    with home.registry.open("a") as fh:
+        fh.write("canary_podium,Canary Podium,theater,3511\n")
+    rows = "".join(
+        f"C{i},CO{i},CE1,{truth['years'][-1]}-03-01 20:00,{truth['years'][-1]}-02-01 10:00,15.00,"
+        f"{CANARY['email']},{CANARY['phone']},{CANARY['first_name']},{CANARY['last_name']},"
+        f"{CANARY['street']},12,{CANARY['postcode']},{CANARY['city']},{CANARY['birth_date']}\n"
+        for i in range(12)
+    )
+    deliver(home, "canary_podium", "canary.csv",
+            "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,first_name,"
+            "last_name,street,house_number,postcode,city,birth_date\n" + rows)  # fmt: skip
+    summary = run_job(home)
+    yield home, truth, summary
+    mp.undo()
+
+
+def release_conn(home):
+    rel = current_release(home)
+    assert rel is not None
+    return duckdb.connect(str(rel / "marts.duckdb"), read_only=True)
+
+
+def test_release_is_complete_and_verified(finished_job):
+    home, truth, summary = finished_job
+    rel = current_release(home)
+    manifest = verify_release(rel)
+    assert manifest["k"] == K
+    assert "benchmark" in manifest["tables"]
+    assert (rel / "parquet" / "benchmark.parquet").is_file()
+    assert summary["deliveries"].get("rejected", 0) == 0
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+
+
+def test_benchmark_has_a_row_for_every_institution_and_year(finished_job):
+    home, truth, _ = finished_job
+    conn = release_conn(home)
+    got = {
+        (c, y) for c, y in conn.execute("select institution_code, year from benchmark").fetchall()
+    }
+    expected = {
+        (code, int(year))
+        for code, inst in truth["institutions"].items()
+        for year, values in inst["years"].items()
+        if values["tickets"] > 0
+    }
+    assert expected <= got
+
+
+def test_counts_match_the_generated_truth(finished_job):
+    home, truth, _ = finished_job
+    conn = release_conn(home)
+    rows = conn.execute(
+        "select institution_code, year, tickets, revenue, n_persons from benchmark"
+    ).fetchall()
+    checked = 0
+    for code, year, tickets, revenue, n_persons in rows:
+        if code not in truth["institutions"]:
+            continue
+        want = truth["institutions"][code]["years"][str(year)]
+        assert tickets == want["tickets"], (code, year)
+        assert float(revenue) == pytest.approx(want["revenue"], abs=0.01), (code, year)
+        if want["n_persons"] >= K:
+            assert n_persons == want["n_persons"], (code, year)
+            checked += 1
+        elif want["n_persons"] > 0:
+            assert n_persons is None
+    assert checked > 0
+
+
+def test_no_published_cell_has_fewer_than_k_persons(finished_job):
+    home, _, _ = finished_job
+    conn = release_conn(home)
+    for (table,) in conn.execute("show tables").fetchall():
+        cols = [r[0] for r in conn.execute(f"describe {table}").fetchall()]
+        if "n_persons" in cols:
+            assert "suppressed" in cols
+            bad = conn.execute(
+                f"select count(*) from {table} where n_persons > 0 and n_persons < {K}"
+            ).fetchone()[0]
+            assert bad == 0, table
+    # the canary member has one person: that person is never shown
+    row = conn.execute(
+        "select n_persons, suppressed from benchmark where institution_code = 'canary_podium'"
+    ).fetchone()
+    assert row == (None, True)
+
+
+def test_no_identifier_column_in_warehouse_or_release(finished_job):
+    home, _, _ = finished_job
+    forbidden = {"email", "phone", "first_name", "last_name", "street", "house_number",
+                 "postcode", "city", "birth_date", "customer_id"}  # fmt: skip
+    for path in [home.warehouse, current_release(home) / "marts.duckdb"]:
+        conn = duckdb.connect(str(path), read_only=True)
+        cols = {r[0] for r in conn.execute("select column_name from duckdb_columns()").fetchall()}
+        conn.close()
+        assert not cols & forbidden, path
+
+
+def test_no_identifier_value_anywhere_the_job_wrote(finished_job):
+    home, _, _ = finished_job
+    hits = find_identifiers(home.root, canary_needles(), skip=("landing",))
+    assert hits == []
+    # the canary's visits did arrive: the scan looked at real rows
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    n = conn.execute(
+        "select count(*) from pseudo.tickets where institution_code = 'canary_podium' "
+        "and sector_pseudonym is not null"
+    ).fetchone()[0]
+    conn.close()
+    assert n == 12
