@@ -7,8 +7,9 @@ replace the previous copy in one transaction.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
-from ingest.registry import load_registry
+from ingest.registry import REGISTRY_COLUMNS, load_registry
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import work_connection
 
@@ -52,11 +53,12 @@ def load_reference(home: DataHome) -> dict[str, int]:
             "from read_csv(?, header = true, all_varchar = true)",
             [str(home.reference_pc4)],
         )
-        conn.execute(
-            "create or replace table wh.reference.institutions as "
-            "select * from read_csv(?, header = true, all_varchar = true)",
-            [str(home.registry)],
+        registry = pa.Table.from_pylist(
+            [{c: row.get(c) for c in REGISTRY_COLUMNS} for row in members.values()],
+            schema=pa.schema([(c, pa.string()) for c in REGISTRY_COLUMNS]),
         )
+        conn.register("registry", registry)
+        conn.execute("create or replace table wh.reference.institutions as select * from registry")
         conn.execute("commit")
         n_pc4 = conn.execute("select count(*) from wh.reference.pc4").fetchone()[0]
     return {"institutions": len(members), "pc4_areas": n_pc4}

@@ -43,13 +43,18 @@ def run_job(home: DataHome) -> dict:
 
 
 def _root_message(err) -> str:
-    """The innermost error message: a PublieksdataError's text, or the exception's class."""
+    """The innermost error's first line: a PublieksdataError's text, or where to look."""
     while err is not None and err.cause is not None:
         err = err.cause
     if err is None:
         return "unknown error"
-    text = err.message.strip().splitlines()[-1] if err.message else err.cls_name
-    return text
+    lines = [line.strip() for line in (err.message or "").splitlines() if line.strip()]
+    first = lines[0] if lines else err.cls_name
+    if err.cls_name == "PublieksdataError":
+        return first.removeprefix("publieksdata.settings.PublieksdataError: ")
+    if "dbt" in err.cls_name.lower():
+        return "a dbt model or test failed; see dbt/target/dbt.log in the data home, or the run in the Dagster UI"
+    return first
 
 
 def summary(home: DataHome) -> dict:

@@ -20,7 +20,7 @@ def _scan_relation(conn, relation: str, pattern: str) -> int:
     cols = [
         r[0]
         for r in conn.execute(
-            f"select column_name, data_type from (describe {relation})"
+            f"select column_name, column_type from (describe select * from {relation})"
         ).fetchall()
         if r[1] == "VARCHAR"
     ]
@@ -52,11 +52,8 @@ def find_identifiers(root: Path, needles: list[str], skip: tuple[str, ...] = ())
                 "and not internal"
             ).fetchall()
             for schema, table in tables + views:
-                try:
-                    if _scan_relation(conn, f'db."{schema}"."{table}"', pattern):
-                        hits.append(f"{rel}:{schema}.{table}")
-                except duckdb.Error:
-                    continue
+                if _scan_relation(conn, f'db."{schema}"."{table}"', pattern):
+                    hits.append(f"{rel}:{schema}.{table}")
             conn.close()
         elif path.suffix == ".parquet":
             conn = duckdb.connect(":memory:")

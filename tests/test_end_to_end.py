@@ -62,7 +62,7 @@ def finished_job(tmp_path_factory):
     truth = json.loads((root / "synthetic" / "truth.json").read_text())
     # a member of our own with canary identifiers in twelve tickets
     with home.registry.open("a") as fh:
-        fh.write("canary_podium,Canary Podium,theater,3511\n")
+        fh.write("canary_podium,Canary Podium,theater,3511,\n")
     rows = "".join(
         f"C{i},CO{i},CE1,{truth['years'][-1]}-03-01 20:00,{truth['years'][-1]}-02-01 10:00,15.00,"
         f"{CANARY['email']},{CANARY['phone']},{CANARY['first_name']},{CANARY['last_name']},"
@@ -171,3 +171,14 @@ def test_no_identifier_value_anywhere_the_job_wrote(finished_job):
     ).fetchone()[0]
     conn.close()
     assert n == 12
+
+
+def test_the_identifier_scan_finds_a_planted_value(tmp_path):
+    """The scan itself must be able to fail: plant a value in each kind of file it reads."""
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("create schema s; create table s.t as select 'x' as a, 'Quixwoldt' as b")
+    conn.execute(f"copy s.t to '{tmp_path / 't.parquet'}' (format parquet)")
+    conn.close()
+    (tmp_path / "log.txt").write_text("... quixwoldt ...")
+    hits = find_identifiers(tmp_path, ["Quixwoldt"])
+    assert hits == ["log.txt", "t.parquet", "w.duckdb:s.t"]

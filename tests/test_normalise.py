@@ -29,7 +29,9 @@ def test_unparseable_phone_is_missing(raw):
 )
 def test_case_and_space_variants_of_an_email_are_one_person(local, pad_left, pad_right, flips):
     canonical = f"{local}@example.nl"
-    variant = "".join(c.upper() if f else c for c, f in zip(canonical, flips + [False] * 40, strict=False))
+    variant = "".join(
+        c.upper() if f else c for c, f in zip(canonical, flips + [False] * 40, strict=False)
+    )
     assert normalise_email(pad_left + variant + pad_right) == canonical
 
 
