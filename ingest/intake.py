@@ -21,12 +21,14 @@ from pathlib import Path
 import duckdb
 
 from ingest import ledger
-from ingest.read import UnreadableFile, read_delivery
+from ingest.read import DeliveryFile, UnreadableFile, read_delivery
 from ingest.registry import load_registry
 from ingest.reports import write_report
+from ingest.sealed import seal_file, sealed_url
 from ingest.standard import EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
 from ingest.typed import typed_events_sql, typed_tickets_sql
 from ingest.validate import FIXES, Problem, validate_typed
+from privacy.keyring import open_keyring
 from publieksdata.settings import DataHome
 from publieksdata.warehouse import work_connection
 
@@ -55,16 +57,36 @@ def safe_file_name(name: str) -> str:
     return cleaned[:120]
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(source: Path | DeliveryFile) -> str:
+    """SHA-256 of the delivered bytes (of the plaintext, for a sealed file)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with source.open("rb") if isinstance(source, Path) else source.open() as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def canonical_path(home: DataHome, institution: str, delivery_id: str) -> Path:
-    return home.quarantine / institution / f"{delivery_id}.parquet"
+    """The validated, typed delivery (sealed Parquet) waiting for the privacy step."""
+    return home.quarantine / institution / f"{delivery_id}.canonical.parquet"
+
+
+def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, delivery_id: str,
+                    file_key: bytes) -> Path:  # fmt: skip
+    """Move an upload into quarantine, sealed: write ``.partial``, rename, then delete the upload.
+
+    A crash before the rename leaves the upload in landing (the partial is removed next run);
+    a crash after it leaves both, and the next run records the landing copy as a duplicate.
+    """
+    qdir = home.quarantine / institution
+    qdir.mkdir(parents=True, exist_ok=True)
+    qdir.chmod(0o700)
+    target = qdir / f"{delivery_id}__{name}"
+    partial = target.with_name(target.name + ".partial")
+    seal_file(upload, partial, file_key)
+    os.replace(partial, target)
+    upload.unlink()
+    return target
 
 
 def _new_delivery_id(sha: str) -> str:
@@ -107,13 +129,15 @@ def process_file(
     path: Path,
     members: dict,
     *,
+    file_key: bytes,
     file_name: str,
     delivery_id: str | None = None,
     sha: str | None = None,
     today: date | None = None,
 ) -> DeliveryOutcome:
-    """Validate one file that is already in quarantine; leave a canonical Parquet or reject it."""
-    sha = sha or sha256_of(path)
+    """Validate one sealed file in quarantine; leave a sealed canonical Parquet or reject it."""
+    source = DeliveryFile(path, file_key)
+    sha = sha or sha256_of(source)
     delivery_id = delivery_id or _new_delivery_id(sha)
     base = {
         "delivery_id": delivery_id,
@@ -135,7 +159,7 @@ def process_file(
                    "institution's folder, or ask the cooperation to register you",
         }])  # fmt: skip
     try:
-        read = read_delivery(conn, path)
+        read = read_delivery(conn, source)
     except UnreadableFile as exc:
         return _reject(conn, home, path, base, [{
             "rule": "unreadable", "column": None, "count": 0, "rows": [], "detail": str(exc),
@@ -165,8 +189,8 @@ def process_file(
         soft["unknown_columns"] = len(ignored)
     target = canonical_path(home, institution, delivery_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".parquet.tmp")
-    conn.execute(f"copy typed to '{_sql_path(tmp)}' (format parquet)")
+    tmp = target.with_name(target.name + ".tmp")
+    conn.execute(f"copy typed to '{_sql_path(sealed_url(tmp))}' (format parquet)")
     os.replace(tmp, target)
     ledger.record(conn, status="validated", soft_problems={**soft, "ignored_columns": ignored},
                   **base)  # fmt: skip
@@ -193,24 +217,26 @@ def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryO
     """Run intake over every file waiting in landing (and any left in quarantine by a crash)."""
     home.create()
     members = load_registry(home)
+    file_key = open_keyring(home).derive("file")
     outcomes: list[DeliveryOutcome] = []
-    with work_connection(home) as conn:
+    with work_connection(home, file_key) as conn:
         # 1. originals left in quarantine by an interrupted run
         for folder in sorted(
             p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
             for path in sorted(folder.iterdir()):
-                if path.suffix == ".tmp":
+                if path.suffix in (".tmp", ".partial"):
                     path.unlink()
                     continue
-                if path.suffix == ".parquet":
-                    continue
+                if "__" not in path.name:
+                    continue  # a canonical file: the privacy step's
                 delivery_id, name = _original_name(path)
-                if ledger.find_by_sha(conn, sha256_of(path)) is not None:
+                if ledger.find_by_sha(conn, sha256_of(DeliveryFile(path, file_key))) is not None:
                     path.unlink()  # its canonical form was already recorded
                     continue
                 outcomes.append(process_file(conn, home, folder.name, path, members,
-                                             file_name=name, delivery_id=delivery_id, today=today))  # fmt: skip
+                                             file_key=file_key, file_name=name,
+                                             delivery_id=delivery_id, today=today))  # fmt: skip
         # 2. new uploads
         if not home.landing.exists():
             return outcomes
@@ -222,13 +248,12 @@ def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryO
                 institution = safe_file_name(folder.name)
                 sha = sha256_of(upload)
                 delivery_id = _new_delivery_id(sha)
-                qdir = home.quarantine / institution
-                qdir.mkdir(parents=True, exist_ok=True)
-                qdir.chmod(0o700)
-                quarantined = qdir / f"{delivery_id}__{name}"
-                os.replace(upload, quarantined)
+                quarantined = quarantine_file(
+                    home, upload, institution, name, delivery_id, file_key
+                )
                 outcomes.append(process_file(conn, home, institution, quarantined, members,
-                                             file_name=name, delivery_id=delivery_id, sha=sha,
+                                             file_key=file_key, file_name=name,
+                                             delivery_id=delivery_id, sha=sha,
                                              today=today))  # fmt: skip
     return outcomes
 

@@ -13,10 +13,12 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
 
+from ingest.sealed import SealedReader, open_sealed, sealed_url
 from ingest.standard import canonical_name
 
 _XLSX_BATCH = 50_000
@@ -36,12 +38,34 @@ class ReadResult:
     delimiter: str | None = None
 
 
-def sniff_format(path: Path) -> str:
+@dataclass(frozen=True)
+class DeliveryFile:
+    """A delivery as stored in quarantine: plain, or sealed (encrypted at rest) under ``key``."""
+
+    path: Path
+    key: bytes | None = None
+
+    def open(self) -> BinaryIO:
+        return open_sealed(self.path, self.key) if self.key else self.path.open("rb")
+
+    @property
+    def url(self) -> str:
+        """How DuckDB names it (``sealed://`` needs the connection's SealedFileSystem)."""
+        return sealed_url(self.path) if self.key else str(self.path)
+
+    def size(self) -> int:
+        if not self.key:
+            return self.path.stat().st_size
+        with SealedReader(str(self.path), self.key) as reader:
+            return reader.size
+
+
+def sniff_format(source: DeliveryFile) -> str:
     """'csv', 'xlsx' or 'parquet' by content, not by name; raise UnreadableFile otherwise."""
-    size = path.stat().st_size
+    size = source.size()
     if size == 0:
         raise UnreadableFile("the file is empty")
-    with path.open("rb") as fh:
+    with source.open() as fh:
         head = fh.read(8192)
         if size >= 8:
             fh.seek(-4, 2)
@@ -52,7 +76,7 @@ def sniff_format(path: Path) -> str:
         return "parquet"
     if head.startswith(b"PK\x03\x04"):
         try:
-            with zipfile.ZipFile(path) as zf:
+            with source.open() as fh, zipfile.ZipFile(fh) as zf:
                 names = set(zf.namelist())
         except zipfile.BadZipFile:
             raise UnreadableFile("the file is a damaged zip archive") from None
@@ -71,12 +95,12 @@ def sniff_format(path: Path) -> str:
     return "csv"
 
 
-def _detect_encoding(path: Path) -> str:
+def _detect_encoding(source: DeliveryFile) -> str:
     """UTF-8 when the whole file decodes as UTF-8, else Latin-1 (Windows-1252 exports)."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as fh:
+    with source.open() as fh:
         while chunk := fh.read(1 << 20):
             try:
                 decoder.decode(chunk)
@@ -134,39 +158,39 @@ def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, 
     return [dst for _, dst in mapped], dropped
 
 
-def read_delivery(conn: duckdb.DuckDBPyConnection, path: Path) -> ReadResult:
-    """Load ``path`` into temp table ``raw``; raise UnreadableFile with a safe message."""
-    fmt = sniff_format(path)
+def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> ReadResult:
+    """Load ``source`` into temp table ``raw``; raise UnreadableFile with a safe message."""
+    fmt = sniff_format(source)
+    url = source.url
     if fmt == "csv":
-        encoding = _detect_encoding(path)
-        source = "read_csv(?, all_varchar = true, header = true, encoding = ?, strict_mode = true)"
-        params = [str(path), encoding]
+        encoding = _detect_encoding(source)
+        sql = "read_csv(?, all_varchar = true, header = true, encoding = ?, strict_mode = true)"
+        params = [url, encoding]
         try:
             sniff = conn.execute(
-                "select Delimiter from sniff_csv(?, encoding = ?)", [str(path), encoding]
+                "select Delimiter from sniff_csv(?, encoding = ?)", [url, encoding]
             ).fetchone()
             headers = [
-                d[0] for d in conn.execute(f"select * from {source} limit 0", params).description
+                d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description
             ]
-            columns, dropped = _create_raw(conn, source, params, headers)
+            columns, dropped = _create_raw(conn, sql, params, headers)
         except duckdb.Error as exc:
             raise _csv_error(exc) from None
         result = ReadResult(fmt, 0, columns, dropped, encoding, sniff[0] if sniff else None)
     elif fmt == "parquet":
-        source = "read_parquet(?)"
+        sql = "read_parquet(?)"
         try:
             headers = [
-                d[0]
-                for d in conn.execute(f"select * from {source} limit 0", [str(path)]).description
+                d[0] for d in conn.execute(f"select * from {sql} limit 0", [url]).description
             ]
-            columns, dropped = _create_raw(conn, source, [str(path)], headers)
+            columns, dropped = _create_raw(conn, sql, [url], headers)
         except duckdb.Error:
             raise UnreadableFile(
                 "the Parquet file cannot be read (damaged or unsupported)"
             ) from None
         result = ReadResult(fmt, 0, columns, dropped)
     else:
-        columns, dropped = _read_xlsx(conn, path)
+        columns, dropped = _read_xlsx(conn, source)
         result = ReadResult(fmt, 0, columns, dropped)
     result.rows = conn.execute("select count(*) from raw").fetchone()[0]
     if not result.columns:
@@ -192,11 +216,14 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _read_xlsx(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], list[str]]:
+def _read_xlsx(
+    conn: duckdb.DuckDBPyConnection, source: DeliveryFile
+) -> tuple[list[str], list[str]]:
     from python_calamine import CalamineWorkbook
 
     try:
-        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        with source.open() as fh:
+            sheet = CalamineWorkbook.from_filelike(fh).get_sheet_by_index(0)
         rows = iter(sheet.iter_rows())
         header = next(rows, None)
     except Exception:  # calamine raises its own error types for damaged workbooks

@@ -12,13 +12,19 @@ configure_environment()
 from orchestration.assets.dbt import dbt_models  # noqa: E402
 from orchestration.assets.intake import deliveries, pseudonymised, reference_data  # noqa: E402
 from orchestration.assets.publication import release  # noqa: E402
-from orchestration.jobs import landing_sensor, nightly_sector_refresh, sector_refresh  # noqa: E402
+from orchestration.jobs import (  # noqa: E402
+    daily_retention_purge,
+    landing_sensor,
+    nightly_sector_refresh,
+    retention_purge,
+    sector_refresh,
+)
 from orchestration.project import dbt_project  # noqa: E402
 
 defs = dg.Definitions(
     assets=[reference_data, deliveries, pseudonymised, dbt_models, release],
-    jobs=[sector_refresh],
-    schedules=[nightly_sector_refresh],
+    jobs=[sector_refresh, retention_purge],
+    schedules=[nightly_sector_refresh, daily_retention_purge],
     sensors=[landing_sensor],
     resources={"dbt": DbtCliResource(project_dir=dbt_project)},
     executor=dg.in_process_executor,

@@ -21,6 +21,9 @@ def configure_environment(home: DataHome | None = None) -> DataHome:
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(home.dagster)
     home.dagster.mkdir(parents=True, exist_ok=True)
+    instance_config = home.dagster / "dagster.yaml"
+    if os.environ["DAGSTER_HOME"] == str(home.dagster) and not instance_config.exists():
+        instance_config.write_text("telemetry:\n  enabled: false\n")
     # dbt is installed beside this Python: find it even when the virtualenv is not activated
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):

@@ -1,7 +1,5 @@
 """The sector refresh job, its nightly schedule and the landing sensor."""
 
-from __future__ import annotations
-
 import hashlib
 
 import dagster as dg
@@ -36,3 +34,25 @@ def landing_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason("no files waiting in landing/")
     run_key = hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
     return dg.RunRequest(run_key=run_key, tags={"trigger": "landing", "files": str(len(files))})
+
+
+@dg.op(description="Deletes rejected files and reports older than the retention period.")
+def purge_rejected_files(context: dg.OpExecutionContext) -> None:
+    from ingest.retention import purge_rejected, retention_days
+
+    purged = purge_rejected(data_home())
+    context.add_output_metadata({"purged_files": purged, "retention_days": retention_days()})
+
+
+@dg.job(description="Purge rejected deliveries past their retention period (default 30 days).")
+def retention_purge():
+    purge_rejected_files()
+
+
+daily_retention_purge = dg.ScheduleDefinition(
+    name="daily_retention_purge",
+    job=retention_purge,
+    cron_schedule="30 3 * * *",
+    execution_timezone="Europe/Amsterdam",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ingest import ledger
 from ingest.intake import _sql_path, canonical_path
+from ingest.sealed import sealed_url
 from privacy.keyring import Keyring, open_keyring
 from privacy.pseudonymise import customer_map, email_map, fallback_map, phone_map
 from publieksdata.settings import DataHome, PublieksdataError
@@ -166,7 +167,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
     """Pseudonymise every validated delivery waiting in quarantine, oldest first."""
     keyring = open_keyring(home)
     outcomes = []
-    with work_connection(home) as conn:
+    with work_connection(home, keyring.derive("file")) as conn:
         check_keyring(conn, keyring.key_id, keyring.fingerprint)
         for delivery_id, institution, kind in ledger.pending(conn):
             path = canonical_path(home, institution, delivery_id)
@@ -176,7 +177,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                     f"file is missing; ask the member to upload it again"
                 )
             conn.execute(
-                f"create or replace temp table d as select * from read_parquet('{_sql_path(path)}')"
+                f"create or replace temp table d as select * from read_parquet('{_sql_path(sealed_url(path))}')"
             )
             if kind == "tickets":
                 soft = _pseudonymise_tickets(conn, keyring, institution, delivery_id)

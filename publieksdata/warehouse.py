@@ -87,12 +87,16 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, db: str) -> None:
 
 
 @contextmanager
-def work_connection(home: DataHome) -> Iterator[duckdb.DuckDBPyConnection]:
+def work_connection(
+    home: DataHome, file_key: bytes | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with the warehouse attached as ``wh``.
 
     Raw deliveries are parsed in the in-memory database (spilling, if ever,
     into the 0700 quarantine folder), so identifiers never touch the
-    warehouse file; only pseudonymised rows are written to ``wh``.
+    warehouse file; only pseudonymised rows are written to ``wh``. With
+    ``file_key``, sealed files in quarantine are readable (and writable) as
+    ``sealed://<path>`` (ingest/sealed.py).
     """
     spill = home.quarantine / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
@@ -106,6 +110,10 @@ def work_connection(home: DataHome) -> Iterator[duckdb.DuckDBPyConnection]:
                 "wait for the running job to finish"
             ) from exc
         ensure_schema(conn, "wh")
+        if file_key is not None:
+            from ingest.sealed import SealedFileSystem
+
+            conn.register_filesystem(SealedFileSystem(file_key))
         yield conn
     finally:
         conn.close()

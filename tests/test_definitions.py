@@ -30,3 +30,13 @@ def test_workspace_points_at_the_definitions():
     module = ws["load_from"][0]["python_module"]
     assert module["module_name"] == "orchestration.definitions"
     assert module["attribute"] == "defs"
+
+
+def test_retention_purge_job_runs(home):
+    from orchestration.definitions import defs
+
+    assert defs.resolve_schedule_def("daily_retention_purge").execution_timezone == (
+        "Europe/Amsterdam"
+    )
+    result = defs.resolve_job_def("retention_purge").execute_in_process()
+    assert result.success

@@ -58,6 +58,10 @@ def test_missing_required_column_is_rejected_with_a_report_and_loads_nothing(hom
         assert "visitor" not in text and "06-1234" not in text
     assert not any(home.landing.rglob("*.csv"))
     assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+    # the rejected original is kept sealed: no plaintext at rest
+    [original] = [p for p in home.rejected.rglob("*") if p.is_file() and ".report." not in p.name]
+    assert original.read_bytes()[:4] == b"PDQ1"
+    assert b"visitor" not in original.read_bytes()
 
 
 def test_bad_values_are_reported_by_row_and_column_without_values(home):
@@ -157,3 +161,22 @@ def test_correction_replaces_the_earlier_ticket(home):
     conn.close()
     assert len(rows) == 5
     assert dict(rows)["T1"] == "cancelled"
+
+
+def test_rejected_files_are_purged_after_the_retention_period(home):
+    import os
+    import time
+
+    from ingest.retention import purge_rejected
+
+    write_minimal_sector(home)
+    deliver(home, "th_a", "bad.csv", "no,header,that,fits\n1,2,3,4\n")
+    take_deliveries(home)
+    files = [p for p in home.rejected.rglob("*") if p.is_file()]
+    assert len(files) == 3  # sealed original, report.json, report.md
+    assert purge_rejected(home, days=30) == 0
+    old = time.time() - 31 * 86_400
+    for p in files:
+        os.utime(p, (old, old))
+    assert purge_rejected(home, days=30) == 3
+    assert not [p for p in home.rejected.rglob("*") if p.is_file()]
