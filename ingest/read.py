@@ -110,6 +110,21 @@ def _detect_encoding(source: DeliveryFile) -> str:
 
 
 _LINE = re.compile(r"Line: (\d+)")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _detect_delimiter(source: DeliveryFile, encoding: str) -> str:
+    """The delimiter is the candidate that splits the header line most often.
+
+    The header decides, not DuckDB's sniffer: with one ragged row the sniffer falls back to
+    a one-column reading, and the real problem (the ragged row) would go unreported.
+    """
+    with source.open() as fh:
+        head = fh.read(65536).decode("utf-8" if encoding == "utf-8" else "latin-1", "replace")
+    first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    counts = {d: first.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
 
 
 def _csv_error(exc: Exception) -> UnreadableFile:
@@ -164,19 +179,20 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
     url = source.url
     if fmt == "csv":
         encoding = _detect_encoding(source)
-        sql = "read_csv(?, all_varchar = true, header = true, encoding = ?, strict_mode = true)"
-        params = [url, encoding]
+        delimiter = _detect_delimiter(source, encoding)
+        sql = (
+            "read_csv(?, all_varchar = true, header = true, encoding = ?, delim = ?, "
+            "quote = '\"', escape = '\"', strict_mode = true)"
+        )
+        params = [url, encoding, delimiter]
         try:
-            sniff = conn.execute(
-                "select Delimiter from sniff_csv(?, encoding = ?)", [url, encoding]
-            ).fetchone()
             headers = [
                 d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description
             ]
             columns, dropped = _create_raw(conn, sql, params, headers)
         except duckdb.Error as exc:
             raise _csv_error(exc) from None
-        result = ReadResult(fmt, 0, columns, dropped, encoding, sniff[0] if sniff else None)
+        result = ReadResult(fmt, 0, columns, dropped, encoding, delimiter)
     elif fmt == "parquet":
         sql = "read_parquet(?)"
         try:

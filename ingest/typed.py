@@ -30,8 +30,13 @@ def _case_map(expr: str, mapping: dict[str, str], default: str) -> str:
 
 
 def _timestamp(expr: str) -> str:
+    """A date or datetime in one of the standard's formats, or an Excel serial day number."""
     formats = ", ".join(_lit(f) for f in DATE_FORMATS)
-    return f"try_strptime({expr}, [{formats}])"
+    serial = (
+        rf"case when regexp_matches({expr}, '^\d{{5}}(\.\d+)?$') then timestamp '1899-12-30' "
+        f"+ to_microseconds(cast(round(cast({expr} as double) * 86400) * 1000000 as bigint)) end"
+    )
+    return f"coalesce(try_strptime({expr}, [{formats}]), {serial})"
 
 
 def _decimal(expr: str) -> str:

@@ -130,8 +130,10 @@ def run_expectations(conn: duckdb.DuckDBPyConnection, kind: str, today: date) ->
     for record_batch in reader:
         frame = record_batch.to_pandas().set_index("_row")
         if kind == "events":
-            # capacity is optional: only given-but-bad values are a problem
-            frame.loc[~frame["capacity_given"], "capacity"] = 1
+            # capacity is optional: only given-but-bad values are a problem (0 fails the rule)
+            given = frame["capacity_given"].astype(bool)
+            frame.loc[~given, "capacity"] = 1
+            frame.loc[given & frame["capacity"].isna(), "capacity"] = 0
         result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": ROW_CAP}
         )
