@@ -6,8 +6,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import write_minimal_sector
+
 from ingest.intake import take_deliveries
 from privacy.step import pseudonymise_pending
 

@@ -66,7 +66,12 @@ def test_duckdb_reads_and_writes_sealed_files(tmp_path: Path):
     ).fetchall()
     assert rows == [("1", "x;\ny"), ("2", "z")]
     target = tmp_path / "out.parquet"
-    conn.execute(f"copy (select range as i from range(1000)) to '{sealed_url(target)}' (format parquet)")
+    conn.execute(
+        f"copy (select range as i from range(1000)) to '{sealed_url(target)}' (format parquet)"
+    )
     assert target.read_bytes()[:4] == b"PDQ1"
-    assert conn.execute("select sum(i) from read_parquet(?)", [sealed_url(target)]).fetchone()[0] == 499500
+    assert (
+        conn.execute("select sum(i) from read_parquet(?)", [sealed_url(target)]).fetchone()[0]
+        == 499500
+    )
     assert os.path.getsize(target) > 0
