@@ -18,6 +18,7 @@ import io
 import os
 import secrets
 import struct
+import threading
 from pathlib import Path
 
 import fsspec
@@ -92,28 +93,44 @@ class SealedWriter(io.RawIOBase):
 
 
 class SealedReader(io.RawIOBase):
+    """Random-access reader of a sealed file, safe to share between threads.
+
+    DuckDB reads one handle from several threads as ``seek(offset); read(n)`` pairs, so the
+    position is kept per thread and the file is read with ``os.pread``.
+    """
+
     def __init__(self, path: str, key: bytes):
         self._aes = AESGCM(key)
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed in close()
-        header = self._fh.read(_HEADER.size)
+        self._fd = os.open(path, os.O_RDONLY)
+        header = os.pread(self._fd, _HEADER.size, 0)
         if len(header) != _HEADER.size:
+            os.close(self._fd)
             raise SealedFileError("the file is too short to be a sealed file")
         magic, self._segment, self._file_id = _HEADER.unpack(header)
         if magic != MAGIC:
+            os.close(self._fd)
             raise SealedFileError("the file is not a sealed file")
         self._header = header
-        body = os.fstat(self._fh.fileno()).st_size - _HEADER.size
+        body = os.fstat(self._fd).st_size - _HEADER.size
         stored = self._segment + TAG
         self._n_segments = max(1, -(-body // stored))
         self._size = body - TAG * self._n_segments
         if self._size < 0:
+            os.close(self._fd)
             raise SealedFileError("the sealed file is truncated")
-        self._pos = 0
-        self._cache: tuple[int, bytes] | None = None
+        self._local = threading.local()
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def _pos(self) -> int:
+        return getattr(self._local, "pos", 0)
+
+    @_pos.setter
+    def _pos(self, value: int) -> None:
+        self._local.pos = value
 
     def readable(self) -> bool:
         return True
@@ -130,11 +147,11 @@ class SealedReader(io.RawIOBase):
         return self._pos
 
     def _segment_plain(self, index: int) -> bytes:
-        if self._cache and self._cache[0] == index:
-            return self._cache[1]
+        cache = getattr(self._local, "cache", None)
+        if cache and cache[0] == index:
+            return cache[1]
         stored = self._segment + TAG
-        self._fh.seek(_HEADER.size + index * stored)
-        sealed = self._fh.read(stored)
+        sealed = os.pread(self._fd, stored, _HEADER.size + index * stored)
         final = index == self._n_segments - 1
         try:
             plain = self._aes.decrypt(
@@ -144,27 +161,28 @@ class SealedReader(io.RawIOBase):
             raise SealedFileError(
                 "a sealed file failed its integrity check (damaged, truncated or another key)"
             ) from None
-        self._cache = (index, plain)
+        self._local.cache = (index, plain)
         return plain
 
     def readinto(self, buffer) -> int:
-        want = min(len(buffer), self._size - self._pos)
+        pos = self._pos
+        want = min(len(buffer), self._size - pos)
         if want <= 0:
             return 0
-        out = memoryview(buffer)
+        out = memoryview(buffer).cast("B")
         done = 0
         while done < want:
-            index, offset = divmod(self._pos, self._segment)
+            index, offset = divmod(pos + done, self._segment)
             plain = self._segment_plain(index)
             take = min(want - done, len(plain) - offset)
             out[done : done + take] = plain[offset : offset + take]
             done += take
-            self._pos += take
+        self._pos = pos + done
         return done
 
     def close(self) -> None:
         if not self.closed:
-            self._fh.close()
+            os.close(self._fd)
         super().close()
 
 
@@ -200,7 +218,7 @@ class SealedFileSystem(fsspec.AbstractFileSystem):
         path = self._strip_protocol(path)
         if "w" in mode:
             return io.BufferedWriter(SealedWriter(path, self._key), buffer_size=SEGMENT)
-        return open_sealed(Path(path), self._key)
+        return SealedReader(path, self._key)  # unbuffered: DuckDB shares it between threads
 
     def info(self, path, **kwargs):
         path = self._strip_protocol(path)
