@@ -79,3 +79,15 @@ def test_corpus_file_gets_its_outcome(home, name):
             ).fetchone()[0]
             conn.close()
             assert float(total) == expected["price_sum"]
+
+
+def test_the_documented_samples_are_accepted(home):
+    write_minimal_sector(home)
+    samples = Path(__file__).parent.parent / "docs" / "samples"
+    for name in ("tickets_sample.csv", "events_sample.csv"):
+        (home.landing / "th_a").mkdir(parents=True, exist_ok=True)
+        shutil.copy(samples / name, home.landing / "th_a" / name)
+    outcomes = {o.file_name: o for o in take_deliveries(home)}
+    assert outcomes["tickets_sample.csv"].status == "validated", outcomes["tickets_sample.csv"].problems
+    assert outcomes["events_sample.csv"].status == "validated", outcomes["events_sample.csv"].problems
+    assert outcomes["tickets_sample.csv"].rows == 4
