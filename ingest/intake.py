@@ -97,6 +97,7 @@ def _reject(conn, home: DataHome, path: Path, base: dict, problems: list[dict]) 
     stem = f"{base['delivery_id']}__{base['file_name']}"
     target = home.rejected / base["institution_code"] / stem
     target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.chmod(0o700)
     report = {
         "file": base["file_name"],
         "institution": base["institution_code"],

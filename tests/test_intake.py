@@ -180,3 +180,19 @@ def test_rejected_files_are_purged_after_the_retention_period(home):
         os.utime(p, (old, old))
     assert purge_rejected(home, days=30) == 3
     assert not [p for p in home.rejected.rglob("*") if p.is_file()]
+
+
+def test_private_folders_are_0700_and_ge_never_sees_identifiers(home):
+    from ingest.standard import IDENTIFIER_COLUMNS
+    from ingest.validate import _ge_frame_sql
+
+    write_minimal_sector(home)
+    deliver(home, "th_a", "bad.csv", tickets_csv(3).replace("price", "amount"))
+    take_deliveries(home)
+    for folder in [home.quarantine, home.rejected, home.keys, *home.rejected.iterdir()]:
+        assert oct(folder.stat().st_mode & 0o777) == "0o700", folder
+    for kind in ("tickets", "events"):
+        import re
+
+        words = set(re.findall(r"[a-z_]+", _ge_frame_sql(kind).split(" from ")[0]))
+        assert not words & IDENTIFIER_COLUMNS, kind
