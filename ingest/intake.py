@@ -214,8 +214,14 @@ def _original_name(quarantined: Path) -> tuple[str | None, str]:
     return None, quarantined.name
 
 
-def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryOutcome]:
-    """Run intake over every file waiting in landing (and any left in quarantine by a crash)."""
+def take_deliveries(
+    home: DataHome, today: date | None = None, only: list[str] | None = None
+) -> list[DeliveryOutcome]:
+    """Run intake over the files waiting in landing (and any left in quarantine by a crash).
+
+    ``only`` limits the landing files to these paths relative to ``landing/``
+    (``<code>/<file>``), as the landing sensor requests one run per delivery.
+    """
     home.create()
     members = load_registry(home)
     file_key = open_keyring(home).derive("file")
@@ -245,6 +251,8 @@ def take_deliveries(home: DataHome, today: date | None = None) -> list[DeliveryO
             for upload in sorted(
                 p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
             ):
+                if only is not None and str(upload.relative_to(home.landing)) not in only:
+                    continue
                 name = safe_file_name(upload.name)
                 institution = safe_file_name(folder.name)
                 sha = sha256_of(upload)

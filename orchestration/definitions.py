@@ -14,6 +14,7 @@ from orchestration.assets.intake import deliveries, pseudonymised, reference_dat
 from orchestration.assets.publication import release  # noqa: E402
 from orchestration.jobs import (  # noqa: E402
     daily_retention_purge,
+    delivery_intake,
     landing_sensor,
     nightly_sector_refresh,
     retention_purge,
@@ -23,7 +24,7 @@ from orchestration.project import dbt_project  # noqa: E402
 
 defs = dg.Definitions(
     assets=[reference_data, deliveries, pseudonymised, dbt_models, release],
-    jobs=[sector_refresh, retention_purge],
+    jobs=[sector_refresh, delivery_intake, retention_purge],
     schedules=[nightly_sector_refresh, daily_retention_purge],
     sensors=[landing_sensor],
     resources={"dbt": DbtCliResource(project_dir=dbt_project)},

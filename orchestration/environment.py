@@ -8,6 +8,17 @@ from pathlib import Path
 
 from publieksdata.settings import DataHome, data_home
 
+# One run at a time: runs launched by the sensor, the schedule or the UI queue up instead of
+# meeting at the DuckDB file. (`publieksdata run` executes in-process, outside the queue; if a
+# queued run holds the warehouse it stops with a clear "in use" error rather than waiting.)
+INSTANCE_CONFIG = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+"""
+
 
 def configure_environment(home: DataHome | None = None) -> DataHome:
     """Point dbt and Dagster at the data home: one DuckDB path from one setting for both."""
@@ -23,7 +34,7 @@ def configure_environment(home: DataHome | None = None) -> DataHome:
     home.dagster.mkdir(parents=True, exist_ok=True)
     instance_config = home.dagster / "dagster.yaml"
     if os.environ["DAGSTER_HOME"] == str(home.dagster) and not instance_config.exists():
-        instance_config.write_text("telemetry:\n  enabled: false\n")
+        instance_config.write_text(INSTANCE_CONFIG)
     # dbt is installed beside this Python: find it even when the virtualenv is not activated
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):

@@ -1,6 +1,7 @@
-"""The sector refresh job, its nightly schedule and the landing sensor."""
+"""Jobs, schedules and the landing sensor."""
 
-import hashlib
+import os
+import time
 
 import dagster as dg
 
@@ -13,6 +14,16 @@ sector_refresh = dg.define_asset_job(
     executor_def=dg.in_process_executor,  # one writer to DuckDB at a time
 )
 
+delivery_intake = dg.define_asset_job(
+    "delivery_intake",
+    selection=dg.AssetSelection.assets(
+        ["intake", "deliveries"], ["pseudo", "tickets"], ["pseudo", "events"]
+    ),
+    description="Intake and privacy for deliveries in landing/ (launched per file by the sensor); "
+    "the nightly refresh builds and publishes.",
+    executor_def=dg.in_process_executor,
+)
+
 nightly_sector_refresh = dg.ScheduleDefinition(
     name="nightly_sector_refresh",
     job=sector_refresh,
@@ -22,18 +33,38 @@ nightly_sector_refresh = dg.ScheduleDefinition(
 )
 
 
-@dg.sensor(job=sector_refresh, minimum_interval_seconds=60)
+def settle_seconds() -> float:
+    """A landing file must be this old (unchanged) before the sensor takes it: uploads finish."""
+    return float(os.environ.get("PUBLIEKSDATA_LANDING_SETTLE_SECONDS", "30"))
+
+
+@dg.sensor(
+    job=delivery_intake,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One intake run per new file in landing/<code>/ (once it has stopped changing).",
+)
 def landing_sensor(context: dg.SensorEvaluationContext):
-    """Requests a refresh when files wait in landing/ (one run per distinct set of files)."""
     landing = data_home().landing
-    files = sorted(
-        f"{p.relative_to(landing)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-        for p in landing.glob("*/*") if p.is_file() and not p.name.startswith(".")
-    ) if landing.exists() else []  # fmt: skip
-    if not files:
-        return dg.SkipReason("no files waiting in landing/")
-    run_key = hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
-    return dg.RunRequest(run_key=run_key, tags={"trigger": "landing", "files": str(len(files))})
+    if not landing.exists():
+        return dg.SkipReason("landing/ does not exist yet")
+    now = time.time()
+    requests = []
+    for path in sorted(landing.glob("*/*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        stat = path.stat()
+        if now - stat.st_mtime < settle_seconds():
+            continue  # still being uploaded, perhaps
+        relative = str(path.relative_to(landing))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{relative}:{stat.st_size}:{stat.st_mtime_ns}",
+                run_config={"ops": {"intake__deliveries": {"config": {"files": [relative]}}}},
+                tags={"publieksdata/delivery": relative},
+            )
+        )
+    return requests or dg.SkipReason("no settled files waiting in landing/")
 
 
 @dg.op(description="Deletes rejected files and reports older than the retention period.")

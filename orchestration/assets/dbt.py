@@ -31,7 +31,10 @@ translator = PublieksdataTranslator()
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool="warehouse",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     target = data_home().dbt / "target"

@@ -4,29 +4,71 @@ from collections import Counter
 
 import dagster as dg
 
-from ingest.intake import take_deliveries
+from ingest.intake import DeliveryOutcome, take_deliveries
 from ingest.reference import load_reference
 from privacy.step import pseudonymise_pending
 from publieksdata.settings import data_home
+
+WAREHOUSE_POOL = "warehouse"  # one writer to DuckDB at a time, across runs
+
+
+class IntakeConfig(dg.Config):
+    files: list[str] = []
+    """Landing files to take, as ``<code>/<file name>``; empty means every file waiting."""
+
+
+def _problem_summary(outcome: DeliveryOutcome) -> str:
+    return "; ".join(
+        p["rule"] + (f" ({p['column']}, {p['count']} rows)" if p.get("column") else "")
+        for p in outcome.problems
+    )
 
 
 @dg.asset(
     key=["intake", "deliveries"],
     group_name="intake",
-    description="Takes every file from landing/<code>/ into quarantine and validates it "
+    pool=WAREHOUSE_POOL,
+    description="Takes files from landing/<code>/ into quarantine (sealed) and validates them "
     "(Great Expectations); rejected files move to rejected/ with a report.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "deliveries_accepted",
+            asset=["intake", "deliveries"],
+            description="Every delivery of this run was accepted; a rejected one fails the "
+            "check (a warning: the other deliveries go on) with its report attached.",
+        )
+    ],
 )
-def deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    outcomes = take_deliveries(data_home())
+def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.MaterializeResult:
+    outcomes = take_deliveries(data_home(), only=config.files or None)
     status = Counter(o.status for o in outcomes)
-    for o in outcomes:
-        if o.status == "rejected":
-            context.log.warning(
-                f"rejected {o.institution}/{o.file_name}: "
-                + "; ".join(
-                    p["rule"] + (f" ({p['column']})" if p.get("column") else "") for p in o.problems
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    for o in rejected:
+        context.log.warning(f"rejected {o.institution}/{o.file_name}: {_problem_summary(o)}")
+    per_delivery = {
+        f"{o.institution}/{o.file_name}": {
+            "status": o.status,
+            "rows": o.rows,
+            **({"soft_problems": o.soft} if o.soft else {}),
+            **({"problems": _problem_summary(o), "report": o.report} if o.report else {}),
+        }
+        for o in outcomes
+    }
+    check = dg.AssetCheckResult(
+        check_name="deliveries_accepted",
+        passed=not rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rejected": len(rejected),
+            "reports": dg.MetadataValue.md(
+                "\n".join(
+                    f"- `{o.institution}/{o.file_name}`: {_problem_summary(o)} — report `{o.report}`"
+                    for o in rejected
                 )
-            )
+                or "none"
+            ),
+        },
+    )
     return dg.MaterializeResult(
         metadata={
             "files": len(outcomes),
@@ -34,7 +76,10 @@ def deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "rejected": status.get("rejected", 0),
             "duplicate": status.get("duplicate", 0),
             "rows_validated": sum(o.rows for o in outcomes if o.status == "validated"),
-        }
+            "soft_problems": sum(sum(o.soft.values()) for o in outcomes),
+            "deliveries": dg.MetadataValue.json(per_delivery),
+        },
+        check_results=[check],
     )
 
 
@@ -52,15 +97,23 @@ def deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             group_name="privacy",
             description="Events of every member, latest delivery wins.",
         ),
-    ]  # fmt: skip
+    ],
+    pool=WAREHOUSE_POOL,
 )
 def pseudonymised(context: dg.AssetExecutionContext):
     outcomes = pseudonymise_pending(data_home())
     for kind, key in (("tickets", ["pseudo", "tickets"]), ("events", ["pseudo", "events"])):
         mine = [o for o in outcomes if o.kind == kind]
+        soft = Counter()
+        for o in mine:
+            soft.update(o.soft)
         yield dg.MaterializeResult(
             asset_key=key,
-            metadata={"deliveries": len(mine), "rows": sum(o.rows for o in mine)},
+            metadata={
+                "deliveries": len(mine),
+                "rows": sum(o.rows for o in mine),
+                **({"soft_problems": dg.MetadataValue.json(dict(soft))} if soft else {}),
+            },
         )
 
 
@@ -76,11 +129,14 @@ def pseudonymised(context: dg.AssetExecutionContext):
             group_name="reference",
             description="Statistics per PC4 area (CBS column names).",
         ),
-    ]  # fmt: skip
+    ],
+    pool=WAREHOUSE_POOL,
 )
 def reference_data(context: dg.AssetExecutionContext):
     counts = load_reference(data_home())
-    yield dg.MaterializeResult(asset_key=["reference", "institutions"],
-                               metadata={"institutions": counts["institutions"]})  # fmt: skip
-    yield dg.MaterializeResult(asset_key=["reference", "pc4"],
-                               metadata={"pc4_areas": counts["pc4_areas"]})  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=["reference", "institutions"], metadata={"institutions": counts["institutions"]}
+    )
+    yield dg.MaterializeResult(
+        asset_key=["reference", "pc4"], metadata={"pc4_areas": counts["pc4_areas"]}
+    )
