@@ -8,6 +8,11 @@
     {{- return(k) -}}
 {%- endmacro %}
 
+{#- True when a count of persons may not be published: 1 .. k-1 persons (0 describes no one). -#}
+{% macro k_fails(n) -%}
+    ({{ n }} > 0 and {{ n }} < {{ k_min() }})
+{%- endmacro %}
+
 {#- A count of persons: published when 0 or >= k, else NULL. -#}
 {% macro k_count(n) -%}
     case when {{ n }} = 0 or {{ n }} >= {{ k_min() }} then {{ n }} end
@@ -22,6 +27,22 @@
     end
 {%- endmacro %}
 
+{#- A share of a two-way split (new vs returning, young vs not young, ...). The share and the
+    published denominator give the other part too, so both parts form a set of two cells adding
+    up to a total: each part needs 0 or >= k (secondary suppression of a two-cell set). -#}
+{% macro k_split_passes(numerator, denominator) -%}
+    ({{ denominator }} >= {{ k_min() }}
+     and not {{ k_fails(numerator) }}
+     and not {{ k_fails('(' ~ denominator ~ ' - ' ~ numerator ~ ')') }})
+{%- endmacro %}
+
+{% macro k_share_split(numerator, denominator) -%}
+    case
+        when {{ k_split_passes(numerator, denominator) }}
+        then cast({{ numerator }} as double) / {{ denominator }}
+    end
+{%- endmacro %}
+
 {#- A mean or ratio over persons (e.g. tickets per person): the persons need k. -#}
 {% macro k_mean(total, n_persons) -%}
     case when {{ n_persons }} >= {{ k_min() }} then cast({{ total }} as double) / {{ n_persons }} end
@@ -32,15 +53,70 @@
     case when {{ denominator }} > 0 then cast({{ numerator }} as double) / {{ denominator }} end
 {%- endmacro %}
 
-{#- Age band at the event (metrics.md). -#}
-{% macro age_band(age) -%}
-    case
-        when {{ age }} is null or {{ age }} < 0 or {{ age }} > 120 then null
-        when {{ age }} < 12 then '0-11'
-        when {{ age }} < 18 then '12-17'
-        when {{ age }} < 30 then '18-29'
-        when {{ age }} < 45 then '30-44'
-        when {{ age }} < 65 then '45-64'
-        else '65+'
-    end
+{#- Business confidentiality: an additive total over institutions is dominated when its two
+    largest contributions make up more than 85% of it (metrics.md). -#}
+{% macro dominated(top2, total) -%}
+    ({{ total }} > 0 and {{ top2 }} > {{ var('dominance_max_share') }} * {{ total }})
+{%- endmacro %}
+
+{#- Secondary suppression, one pass over `relation` (a CTE name). Cells are rows; a set is the
+    rows sharing `set_columns`; `flag_column` says a cell is withheld. In a set where a cell is
+    withheld (or where `force` is true, e.g. the set's own total is withheld), the smallest non-zero
+    published cells are withheld too, until at least two cells are withheld and together they hold
+    at least k persons (so neither one cell nor the sum of the withheld cells is a group below k).
+    `prefer` (an expression) and `prefer_set` (columns of another grouping: prefer cells whose group
+    already holds a withheld cell) choose among candidates before size does, so that one pass
+    disturbs other sets as little as possible. Returns `columns` and the updated `flag_column`.
+    Portable SQL: window functions only. -#}
+{% macro secondary_suppression(relation, columns, set_columns, n_column, flag_column, tiebreak,
+                               force=none, prefer=none, prefer_set=none) -%}
+{%- set set_cols = set_columns | join(', ') -%}
+{%- set candidate = "(not " ~ flag_column ~ " and " ~ n_column ~ " > 0)" -%}
+{%- set candidate_order -%}
+    {%- if prefer %}case when {{ prefer }} then 0 else 1 end, {% endif -%}
+    {%- if prefer_set %}_prefer_set, {% endif -%}
+    {{ n_column }}, {{ tiebreak | join(', ') }}
+{%- endset -%}
+select
+    {%- for column in columns %}
+    {{ column }},
+    {%- endfor %}
+    {{ flag_column }} or coalesce(
+        ({{ force if force else 'false' }} or _n_withheld > 0)
+        and (_candidate_rank <= 2 - _n_withheld or _withheld_persons + _candidates_before < {{ k_min() }}),
+        false
+    ) as {{ flag_column }}
+from (
+    select
+        cells.*,
+        sum(case when {{ flag_column }} then 1 else 0 end)
+            over (partition by {{ set_cols }}) as _n_withheld,
+        sum(case when {{ flag_column }} then {{ n_column }} else 0 end)
+            over (partition by {{ set_cols }}) as _withheld_persons,
+        case when {{ candidate }} then
+            row_number() over (
+                partition by {{ set_cols }}, case when {{ candidate }} then 1 else 0 end
+                order by {{ candidate_order }}
+            )
+        end as _candidate_rank,
+        case when {{ candidate }} then
+            coalesce(sum({{ n_column }}) over (
+                partition by {{ set_cols }}, case when {{ candidate }} then 1 else 0 end
+                order by {{ candidate_order }}
+                rows between unbounded preceding and 1 preceding
+            ), 0)
+        end as _candidates_before
+    from (
+        select
+            {{ relation }}.*
+            {%- if prefer_set %},
+            case
+                when max(case when {{ flag_column }} then 1 else 0 end)
+                    over (partition by {{ prefer_set | join(', ') }}) = 1
+                then 0 else 1
+            end as _prefer_set
+            {%- endif %}
+        from {{ relation }}
+    ) as cells
+) as ranked
 {%- endmacro %}

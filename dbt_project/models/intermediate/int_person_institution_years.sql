@@ -1,46 +1,51 @@
 -- One row per person, institution and year: the grain of every person metric.
-with tickets as (
-    select
-        *,
-        cast(extract(year from event_start) as integer) as event_year
-    from {{ ref('int_tickets_resolved') }}
-    where person_key is not null
+with visits as (
+    select * from {{ ref('int_visits') }}
+),
+
+first_visits as (
+    select * from {{ ref('int_person_first_visits') }}
 ),
 
 person_years as (
     select
         institution_code,
-        event_year as year,
+        year,
         person_key,
-        count(*) as tickets,
-        count(distinct event_id) as visits,
-        sum(price) as spend,
+        has_sector_key,
+        sum(tickets) as tickets,
+        count(*) as visits,
+        sum(spend) as spend,
         min(event_start) as first_visit_at,
+        max(event_start) as last_visit_at,
         max(birth_year) as birth_year,
         max(pc4) as pc4
-    from tickets
-    group by institution_code, event_year, person_key
-),
-
-first_years as (
-    select
-        institution_code,
-        person_key,
-        min(event_year) as first_year
-    from tickets
-    group by institution_code, person_key
+    from visits
+    group by institution_code, year, person_key, has_sector_key
 ),
 
 final as (
     select
-        person_years.*,
-        first_years.first_year,
-        extract(year from person_years.first_visit_at) - person_years.birth_year
-            as age_at_first_visit
+        person_years.institution_code,
+        person_years.year,
+        person_years.person_key,
+        person_years.has_sector_key,
+        person_years.tickets,
+        person_years.visits,
+        person_years.spend,
+        person_years.first_visit_at,
+        person_years.last_visit_at,
+        person_years.birth_year,
+        person_years.pc4,
+        first_visits.first_year,
+        first_visits.first_year = person_years.year as is_new,
+        -- age at the first visit of the year, from the birth year only (docs/decisions.md)
+        person_years.year - person_years.birth_year as age_at_first_visit,
+        {{ age_band('person_years.year - person_years.birth_year') }} as age_band
     from person_years
-    inner join first_years
-        on person_years.institution_code = first_years.institution_code
-        and person_years.person_key = first_years.person_key
+    inner join first_visits
+        on person_years.institution_code = first_visits.institution_code
+        and person_years.person_key = first_visits.person_key
 )
 
 select * from final

@@ -1,0 +1,157 @@
+-- Raw person counts per institution and year, before disclosure control: the numerators and
+-- denominators of the benchmark's and the loyalty summary's person metrics.
+with institution_years as (
+    select * from {{ ref('int_institution_years') }}
+),
+
+person_years as (
+    select * from {{ ref('int_person_institution_years') }}
+),
+
+areas as (
+    select * from {{ ref('stg_reference__pc4') }}
+),
+
+person_years_located as (
+    select
+        person_years.*,
+        home.gemeente_code as home_gemeente_code
+    from person_years
+    left join areas as home on person_years.pc4 = home.pc4
+),
+
+current_year as (
+    select
+        person_years_located.institution_code,
+        person_years_located.year,
+        count(*) as n_persons,
+        sum(case when person_years_located.is_new then 1 else 0 end) as n_new,
+        sum(person_years_located.visits) as visits,
+        sum(person_years_located.spend) as spend,
+        sum(person_years_located.tickets) as identified_tickets,
+        sum(case when person_years_located.age_band in ('12-17', '18-29') then 1 else 0 end)
+            as n_young,
+        sum(case when person_years_located.age_band is not null then 1 else 0 end)
+            as n_known_age,
+        sum(
+            case
+                when person_years_located.home_gemeente_code = institution_years.gemeente_code
+                    then 1
+                else 0
+            end
+        ) as n_local,
+        sum(case when person_years_located.home_gemeente_code is not null then 1 else 0 end)
+            as n_known_area,
+        sum(case when person_years_located.has_sector_key then 1 else 0 end) as n_sector_key
+    from person_years_located
+    inner join institution_years
+        on person_years_located.institution_code = institution_years.institution_code
+        and person_years_located.year = institution_years.year
+    group by person_years_located.institution_code, person_years_located.year
+),
+
+-- persons of year-1 and whether they came back in the year
+previous_year as (
+    select
+        previous.institution_code,
+        previous.year + 1 as year,
+        count(*) as n_previous,
+        count(current_visit.person_key) as n_previous_returned,
+        sum(case when previous.is_new then 1 else 0 end) as n_previous_new,
+        sum(case when previous.is_new and current_visit.person_key is not null then 1 else 0 end)
+            as n_previous_new_returned
+    from person_years as previous
+    left join person_years as current_visit
+        on previous.institution_code = current_visit.institution_code
+        and previous.person_key = current_visit.person_key
+        and current_visit.year = previous.year + 1
+    group by previous.institution_code, previous.year + 1
+),
+
+-- lapsed (afgehaakt): last visit 18-36 months before the end of the year, i.e. from
+-- 1 January of year-2 up to 30 June of year-1 (counted in whole months: 18..35 months
+-- between the month of the last visit and December of the year)
+last_visits as (
+    select
+        institution_years.institution_code,
+        institution_years.year,
+        person_years.person_key,
+        max(person_years.last_visit_at) as last_visit_at
+    from institution_years
+    inner join person_years
+        on institution_years.institution_code = person_years.institution_code
+        and person_years.year <= institution_years.year
+        and person_years.year >= institution_years.year - 2
+    group by institution_years.institution_code, institution_years.year, person_years.person_key
+),
+
+lapsed as (
+    select
+        institution_code,
+        year,
+        sum(
+            case
+                when (year - cast(extract(year from last_visit_at) as integer)) * 12
+                    + 12 - cast(extract(month from last_visit_at) as integer) between 18 and 35
+                    then 1
+                else 0
+            end
+        ) as n_lapsed
+    from last_visits
+    group by institution_code, year
+),
+
+final as (
+    select
+        institution_years.institution_code,
+        institution_years.year,
+        coalesce(current_year.n_persons, 0) as n_persons,
+        coalesce(current_year.n_new, 0) as n_new,
+        coalesce(current_year.n_persons, 0) - coalesce(current_year.n_new, 0) as n_returning,
+        coalesce(current_year.visits, 0) as visits,
+        coalesce(current_year.spend, 0) as spend,
+        coalesce(current_year.identified_tickets, 0) as identified_tickets,
+        coalesce(current_year.n_young, 0) as n_young,
+        coalesce(current_year.n_known_age, 0) as n_known_age,
+        -- unknown when the institution's own municipality is unknown
+        case
+            when institution_years.gemeente_code is not null
+                then coalesce(current_year.n_local, 0)
+        end as n_local,
+        coalesce(current_year.n_known_area, 0) as n_known_area,
+        coalesce(current_year.n_sector_key, 0) as n_sector_key,
+        -- no previous year in the first year of the institution's data: retention unknown
+        case
+            when institution_years.year > institution_years.first_year
+                then coalesce(previous_year.n_previous, 0)
+        end as n_previous,
+        case
+            when institution_years.year > institution_years.first_year
+                then coalesce(previous_year.n_previous_returned, 0)
+        end as n_previous_returned,
+        case
+            when institution_years.year > institution_years.first_year
+                then coalesce(previous_year.n_previous_new, 0)
+        end as n_previous_new,
+        case
+            when institution_years.year > institution_years.first_year
+                then coalesce(previous_year.n_previous_new_returned, 0)
+        end as n_previous_new_returned,
+        -- lapsed needs the data to reach back to 1 January of year-2
+        case
+            when institution_years.year - 2 >= institution_years.first_year
+                then coalesce(lapsed.n_lapsed, 0)
+        end as n_lapsed
+    from institution_years
+    left join current_year
+        on institution_years.institution_code = current_year.institution_code
+        and institution_years.year = current_year.year
+    left join previous_year
+        on institution_years.institution_code = previous_year.institution_code
+        and institution_years.year = previous_year.year
+    left join lapsed
+        on institution_years.institution_code = lapsed.institution_code
+        and institution_years.year = lapsed.year
+)
+
+select * from final

@@ -1,0 +1,33 @@
+-- Where each person of an institution and year lives, for the market models: PC4 (when in the
+-- reference), municipality and distance to the institution. Persons without a known PC4 drop out.
+with person_years as (
+    select * from {{ ref('int_person_institution_years') }}
+),
+
+areas as (
+    select * from {{ ref('dim_area') }}
+),
+
+distances as (
+    select * from {{ ref('int_institution_area_distances') }}
+    where area_level = 'pc4'
+),
+
+final as (
+    select
+        person_years.institution_code,
+        person_years.year,
+        person_years.person_key,
+        person_years.age_band,
+        areas.pc4,
+        areas.gemeente_code,
+        distances.distance_km,
+        distances.distance_band
+    from person_years
+    inner join areas on person_years.pc4 = areas.pc4
+    left join distances
+        on person_years.institution_code = distances.institution_code
+        and person_years.pc4 = distances.area_code
+)
+
+select * from final

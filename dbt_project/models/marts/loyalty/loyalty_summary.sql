@@ -1,0 +1,81 @@
+-- Loyalty summary (metrics.md, product 2) per institution and year. n_new and n_returning add up
+-- to n_persons and follow the cohorts' suppression of the new persons (int_loyalty_cohorts);
+-- new_retention is the cohort of year-1 active in the year, published as in loyalty_cohorts.
+with person_counts as (
+    select * from {{ ref('int_institution_year_person_counts') }}
+),
+
+cohorts as (
+    select * from {{ ref('int_loyalty_cohorts') }}
+),
+
+joined as (
+    select
+        person_counts.*,
+        coalesce(new_persons.is_withheld, false) as is_new_withheld,
+        previous_cohort.n_active as n_previous_new_active,
+        previous_cohort.n_cohort as n_previous_cohort,
+        previous_cohort.is_withheld as is_previous_cohort_cell_withheld,
+        previous_cohort.is_cohort_withheld as is_previous_cohort_withheld
+    from person_counts
+    left join cohorts as new_persons
+        on person_counts.institution_code = new_persons.institution_code
+        and person_counts.year = new_persons.year
+        and new_persons.cohort_year = person_counts.year
+    left join cohorts as previous_cohort
+        on person_counts.institution_code = previous_cohort.institution_code
+        and person_counts.year = previous_cohort.year
+        and previous_cohort.cohort_year = person_counts.year - 1
+),
+
+published as (
+    select
+        institution_code,
+        year,
+        {{ k_count('n_persons') }} as n_persons,
+        case when not is_new_withheld then {{ k_count('n_new') }} end as n_new,
+        case
+            when n_returning = 0 then 0
+            when not is_new_withheld then {{ k_count('n_returning') }}
+        end as n_returning,
+        {{ k_share_split('n_previous_returned', 'n_previous') }} as retention,
+        case
+            when not is_previous_cohort_cell_withheld and not is_previous_cohort_withheld
+                then {{ k_share('n_previous_new_active', 'n_previous_cohort') }}
+        end as new_retention,
+        {{ k_mean('visits', 'n_persons') }} as avg_visits,
+        {{ k_mean('spend', 'n_persons') }} as avg_spend,
+        {{ k_count('n_lapsed') }} as n_lapsed,
+        n_persons as n_persons_raw,
+        n_new as n_new_raw,
+        n_previous,
+        n_previous_new,
+        n_lapsed as n_lapsed_raw
+    from joined
+),
+
+final as (
+    select
+        institution_code,
+        year,
+        cast(n_persons as bigint) as n_persons,
+        cast(n_new as bigint) as n_new,
+        cast(n_returning as bigint) as n_returning,
+        retention,
+        new_retention,
+        avg_visits,
+        avg_spend,
+        cast(n_lapsed as bigint) as n_lapsed,
+        coalesce(
+            (n_persons_raw > 0 and (n_persons is null or avg_visits is null))
+            or (n_new_raw > 0 and n_new is null)
+            or (n_persons_raw > n_new_raw and n_returning is null)
+            or (n_previous > 0 and retention is null)
+            or (n_previous_new > 0 and new_retention is null)
+            or (n_lapsed_raw > 0 and n_lapsed is null),
+            false
+        ) as suppressed
+    from published
+)
+
+select * from final
