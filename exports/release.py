@@ -1,18 +1,29 @@
 """Publish a release: every table of the warehouse schema ``published``, frozen in a folder.
 
-The release is written into ``published/.incoming-<id>/``, every file is
-checksummed and verified, the folder is renamed to ``published/<id>/`` and
-only then ``published/current`` is switched (a symlink replaced atomically).
-A reader of ``current`` therefore sees the previous complete release or the
-new complete release, never half of one; a crash leaves ``current`` alone.
+The release is written into ``published/.incoming-<id>/``: ``marts.duckdb``,
+``parquet/<table>.parquet`` and the members' packages ``institutions/<code>/``
+(exports/packages.py). Every file is checksummed into ``manifest.json`` and verified, the
+folder is renamed to ``published/<id>/`` and only then ``published/current`` is switched (a
+symlink replaced atomically). A reader of ``current`` therefore sees the previous complete
+release or the new complete release, never half of one; a crash leaves ``current`` alone and
+the next publication removes the half-written folder.
+
+One publisher at a time: ``published/.lock`` is held (flock) while a release is written; the
+kernel drops it when the process dies, however it dies. After the switch, releases beyond the
+newest ``PUBLIEKSDATA_KEEP_RELEASES`` (default 14) are deleted, never the one ``current``
+points at.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +34,11 @@ import publieksdata
 from publieksdata.settings import DataHome, PublieksdataError, k_threshold
 
 PUBLISHED_SCHEMA = "published"
+DEFAULT_KEEP_RELEASES = 14
+# marts.duckdb is written in the oldest storage format that holds the tables, so that analysts
+# can open it with any DuckDB from 1.0 on (the DuckDB CLI lags behind the Python package)
+RELEASE_STORAGE_VERSION = "v1.0.0"
+LOCK_NAME = ".lock"
 
 
 @dataclass
@@ -59,10 +75,63 @@ def _new_release_id(home: DataHome) -> str:
     return release_id
 
 
+def keep_releases() -> int:
+    """How many releases to keep (``PUBLIEKSDATA_KEEP_RELEASES``, default 14, at least 1)."""
+    raw = os.environ.get("PUBLIEKSDATA_KEEP_RELEASES", str(DEFAULT_KEEP_RELEASES))
+    try:
+        keep = int(raw)
+    except ValueError:
+        raise PublieksdataError(
+            f"PUBLIEKSDATA_KEEP_RELEASES must be a whole number, got {raw!r}"
+        ) from None
+    if keep < 1:
+        raise PublieksdataError(
+            f"PUBLIEKSDATA_KEEP_RELEASES={keep} is refused: keep at least 1 release"
+        )
+    return keep
+
+
+@contextlib.contextmanager
+def _publication_lock(home: DataHome) -> Iterator[bool]:
+    """Hold ``published/.lock``; yields False (without waiting) when another process holds it."""
+    home.published.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home.published / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Release:
     """Write, verify and switch to a new release of the warehouse's published tables."""
-    home.published.mkdir(parents=True, exist_ok=True)
+    keep = keep_releases()  # a wrong setting fails before anything is written
+    with _publication_lock(home) as locked:
+        if not locked:
+            raise PublieksdataError(
+                f"another release is being written (lock {home.published / LOCK_NAME} is held); "
+                "run again when it has finished"
+            )
+        _remove_incomplete(home)
+        try:
+            release = _write_release(home, open_years_perturbed)
+        except BaseException:
+            _remove_incomplete(home)  # a failed release leaves nothing behind
+            raise
+        prune_releases(home, keep, _locked=True)
+    return release
+
+
+def _write_release(home: DataHome, open_years_perturbed: bool) -> Release:
+    from exports.packages import build_packages
+    from exports.report import ReleaseInfo
+
     release_id = _new_release_id(home)
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
     incoming = home.published / f".incoming-{release_id}"
     incoming.mkdir()
     (incoming / "parquet").mkdir()
@@ -74,7 +143,10 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
             raise PublieksdataError(
                 "the warehouse has no published tables: run the dbt build first"
             )
-        conn.execute("attach ? as rel", [str(incoming / "marts.duckdb")])
+        conn.execute(
+            f"attach ? as rel (storage_version '{RELEASE_STORAGE_VERSION}')",
+            [str(incoming / "marts.duckdb")],
+        )
         row_counts = {}
         for table in tables:
             conn.execute(
@@ -90,17 +162,24 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
         conn.execute("detach rel")
     finally:
         conn.close()
+    info = ReleaseInfo(
+        release_id=release_id, created_at=created_at, k=k_threshold(),
+        open_years_perturbed=open_years_perturbed, code_version=publieksdata.__version__,
+    )  # fmt: skip
+    packages = build_packages(incoming, home, info)
     files = {
         str(p.relative_to(incoming)): _sha256(p)
         for p in sorted(incoming.rglob("*")) if p.is_file()
     }  # fmt: skip
     manifest = {
         "release_id": release_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": created_at,
         "code_version": publieksdata.__version__,
-        "k": k_threshold(),
+        "k": info.k,
         "open_years_perturbed": open_years_perturbed,
         "tables": row_counts,
+        "institutions": packages.institutions,
+        "omitted_from_packages": packages.omitted_tables,
         "files": files,
     }
     (incoming / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -108,6 +187,7 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
     final = home.published / release_id
     os.replace(incoming, final)
     _switch_current(home, release_id)
+    _fsync_dir(home.published)
     return Release(release_id, final, manifest)
 
 
@@ -132,22 +212,111 @@ def _switch_current(home: DataHome, release_id: str) -> None:
     os.replace(tmp, link)
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def current_release(home: DataHome) -> Path | None:
     link = home.published / "current"
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
 
+_RELEASE_ID = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?$")
+
+
+def _release_order(name: str) -> tuple[str, int]:
+    match = _RELEASE_ID.match(name)
+    return (match.group(1), int(match.group(2) or 1)) if match else (name, 0)
+
+
 def list_releases(home: DataHome) -> list[str]:
+    """Release ids in ``published/``, oldest first (half-written folders are not releases)."""
     if not home.published.exists():
         return []
-    return sorted(p.name for p in home.published.iterdir()
-                  if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))  # fmt: skip
+    return sorted((p.name for p in home.published.iterdir()
+                   if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+                  key=_release_order)  # fmt: skip
+
+
+@dataclass
+class ReleaseSummary:
+    release_id: str
+    created_at: str | None
+    code_version: str | None
+    k: int | None
+    tables: int
+    institutions: int
+    files: int
+    is_current: bool
+
+
+def describe_releases(home: DataHome) -> list[ReleaseSummary]:
+    """Every release with what its manifest says, oldest first; the current one is marked."""
+    current = current_release(home)
+    out = []
+    for release_id in list_releases(home):
+        folder = home.published / release_id
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        out.append(ReleaseSummary(
+            release_id=release_id,
+            created_at=manifest.get("created_at"),
+            code_version=manifest.get("code_version"),
+            k=manifest.get("k"),
+            tables=len(manifest.get("tables", {})),
+            institutions=len(manifest.get("institutions", [])),
+            files=len(manifest.get("files", {})),
+            is_current=current is not None and folder.resolve() == current,
+        ))  # fmt: skip
+    return out
+
+
+def prune_releases(home: DataHome, keep: int | None = None, *, _locked: bool = False) -> list[str]:
+    """Delete all but the newest ``keep`` releases; never the one ``current`` points at.
+
+    A release is first renamed to ``.deleting-<id>`` (so it stops being listed at once) and
+    then removed. Returns the ids deleted.
+    """
+    keep = keep_releases() if keep is None else keep
+    if keep < 1:
+        raise PublieksdataError("keep at least 1 release")
+    if not _locked:
+        with _publication_lock(home) as locked:
+            if not locked:
+                return []
+            return prune_releases(home, keep, _locked=True)
+    current = current_release(home)
+    releases = list_releases(home)
+    doomed = [r for r in releases[: max(len(releases) - keep, 0)]
+              if current is None or (home.published / r).resolve() != current]  # fmt: skip
+    for release_id in doomed:
+        trash = home.published / f".deleting-{release_id}"
+        os.replace(home.published / release_id, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return doomed
 
 
 def remove_incomplete(home: DataHome) -> int:
-    """Delete half-written release folders left by a crash."""
+    """Delete half-written release folders left by a crash (not while a release is written)."""
+    if not home.published.exists():
+        return 0
+    with _publication_lock(home) as locked:
+        return _remove_incomplete(home) if locked else 0
+
+
+def _remove_incomplete(home: DataHome) -> int:
     n = 0
-    for p in home.published.glob(".incoming-*"):
-        shutil.rmtree(p, ignore_errors=True)
-        n += 1
+    for pattern in (".incoming-*", ".deleting-*", ".current-*"):
+        for p in home.published.glob(pattern):
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+            n += 1
     return n

@@ -1,0 +1,238 @@
+"""Per-institution packages of a release: ``institutions/<code>/``.
+
+What one member may see: its own rows of every published table that has an
+``institution_code`` (those rows already carry the peer-group aggregates beside its own
+values), plus the sector tables (no ``institution_code``) when they name no institution. Each
+table as Parquet and as spreadsheet-safe CSV (exports/csv_safe.py), a data dictionary, a
+LEESMIJ.txt and report.html.
+
+Before a package counts as written, every text file in it is searched for the code and the
+name of every other member; a hit raises, so the release is never published.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from exports.csv_safe import write_csv
+from exports.dictionary import dictionary_rows, load_descriptions
+from exports.report import Institution, ReleaseInfo, Table, render_report
+from publieksdata.settings import DataHome, PublieksdataError
+
+INSTITUTION_COLUMN = "institution_code"
+# columns that would name an institution in a table without institution_code
+NAMING_COLUMNS = {"institution", "institution_name", "instelling", "instelling_naam", "name"}
+SAFE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+TEXT_SUFFIXES = {".csv", ".html", ".txt", ".json", ".md"}
+
+README_NL = """Publieksdata - gegevens voor {name} ({code})
+Release {release_id} van {created_at}
+
+report.html              het rapport: open het in een webbrowser (werkt zonder internet)
+csv/<tabel>.csv          de tabellen, voor Excel en andere programma's
+parquet/<tabel>.parquet  dezelfde tabellen, voor analisten (Python, R, DuckDB)
+data_dictionary.csv      elke kolom: betekenis, eenheid en Nederlandse term
+
+In deze map staan alleen de rijen van uw eigen instelling, met daarnaast gemiddelden van uw
+vergelijkingsgroep (peer_*) en cijfers over de hele sector. Cijfers van een andere instelling
+staan er nooit in.
+
+Lege cel: niet beschikbaar, of onderdrukt. suppressed = true betekent dat een cijfer in die rij
+is weggelaten omdat er minder dan {k} personen achter zitten.
+
+CSV: UTF-8, komma als scheidingsteken, punt als decimaalteken, eerste regel = kolomnamen.
+Beveiliging tegen formules: tekst die begint met = + - @ (of met een tab, een regelterugloop of
+een ') heeft een ' ervoor gekregen, zodat een spreadsheet hem als tekst toont en niet uitvoert.
+Haal die ene ' weg voor de oorspronkelijke tekst. Getallen krijgen nooit een '.
+"""
+
+
+@dataclass
+class PackageResult:
+    institutions: list[str]
+    omitted_tables: list[str]
+
+
+def read_registry(home: DataHome) -> list[Institution]:
+    """The members of the registry (``institutions.csv``), in file order."""
+    if not home.registry.is_file():
+        return []
+    with home.registry.open(encoding="utf-8-sig", newline="") as fh:
+        return [
+            Institution(
+                code=(row.get("code") or "").strip(),
+                name=(row.get("name") or "").strip() or (row.get("code") or "").strip(),
+                discipline=(row.get("discipline") or "").strip(),
+                pc4=(row.get("pc4") or "").strip(),
+            )
+            for row in csv.DictReader(fh)
+            if (row.get("code") or "").strip()
+        ]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class NamePolice:
+    """Finds the code or name of any member other than the one a package is for."""
+
+    def __init__(self, members: list[Institution]):
+        self.members = members
+        terms: dict[str, str] = {}
+        for m in members:
+            for term in (m.code, m.name):
+                if term:
+                    terms.setdefault(term.lower(), m.code)
+        self._owner = terms
+        alternatives = sorted(terms, key=len, reverse=True)
+        self._pattern = (
+            re.compile(
+                r"(?<![\w])(" + "|".join(re.escape(t) for t in alternatives) + r")(?![\w])",
+                re.IGNORECASE,
+            )
+            if alternatives
+            else None
+        )
+
+    def others_in(self, text: str, own: Institution | None) -> list[str]:
+        """Codes of the other members whose code or name occurs in ``text``."""
+        if self._pattern is None:
+            return []
+        if own is not None:
+            for term in sorted({own.code, own.name} - {""}, key=len, reverse=True):
+                text = re.sub(re.escape(term), "\x00", text, flags=re.IGNORECASE)
+        found = {self._owner[m.group(1).lower()] for m in self._pattern.finditer(text)}
+        return sorted(found - {own.code} if own else found)
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1].lower()) for r in conn.execute(f'describe "{table}"').fetchall()]
+
+
+def _string_values(conn, table: str, columns: list[tuple[str, str]]) -> str:
+    text_cols = [c for c, t in columns if t == "varchar"]
+    if not text_cols:
+        return ""
+    parts = []
+    for c in text_cols:
+        parts += [
+            r[0]
+            for r in conn.execute(
+                f'select distinct "{c}" from "{table}" where "{c}" is not null'
+            ).fetchall()
+        ]
+    return "\n".join(parts)
+
+
+def _write_table(
+    conn, query: str, folder: Path, table: str, columns: list[tuple[str, str]]
+) -> Table:
+    conn.execute(
+        f"copy ({query}) to {_quote(str(folder / 'parquet' / f'{table}.parquet'))} (format parquet)"
+    )
+    names = [c for c, _ in columns]
+    rows = conn.execute(query).fetchall()
+    write_csv(folder / "csv" / f"{table}.csv", names, rows)
+    return Table(names, [dict(zip(names, r, strict=True)) for r in rows])
+
+
+def check_package(folder: Path, police: NamePolice, own: Institution) -> None:
+    """Raise when any text file of the package names another member."""
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
+            continue
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        if path.suffix == ".html":
+            text = html.unescape(text)
+        others = police.others_in(text, own)
+        if others:
+            raise PublieksdataError(
+                f"the package of {own.code} names another member ({', '.join(others[:3])}) in "
+                f"{path.relative_to(folder)}; the release is not published. If a member's name "
+                "is an ordinary word, give it a more specific name in institutions.csv"
+            )
+
+
+def build_packages(
+    release_dir: Path,
+    home: DataHome,
+    release: ReleaseInfo,
+) -> PackageResult:
+    """Write ``institutions/<code>/`` for every member into a release folder being written."""
+    registry = read_registry(home)
+    conn = duckdb.connect(str(release_dir / "marts.duckdb"), read_only=True)
+    try:
+        tables = {t: _columns(conn, t) for (t,) in conn.execute("show tables").fetchall()}
+        own_tables = [t for t, cols in tables.items() if INSTITUTION_COLUMN in dict(cols)]
+        codes_in_data = set()
+        for t in own_tables:
+            codes_in_data |= {
+                r[0]
+                for r in conn.execute(
+                    f'select distinct {INSTITUTION_COLUMN} from "{t}" '
+                    f"where {INSTITUTION_COLUMN} is not null"
+                ).fetchall()
+            }
+        known = {m.code for m in registry}
+        members = registry + [Institution(c, c) for c in sorted(codes_in_data - known)]
+        police = NamePolice(members)
+        sector_tables, omitted = [], []
+        for t, cols in tables.items():
+            if t in own_tables:
+                continue
+            names_member = bool({c for c, _ in cols} & NAMING_COLUMNS) or police.others_in(
+                _string_values(conn, t, cols), None
+            )
+            (omitted if names_member else sector_tables).append(t)
+        descriptions = load_descriptions(home.dbt)
+        dictionary = dictionary_rows(
+            {t: tables[t] for t in sorted(own_tables + sector_tables)}, descriptions
+        )
+        for member in members:
+            if not SAFE_CODE.match(member.code):
+                raise PublieksdataError(
+                    f"institution code {member.code!r} in institutions.csv cannot be a folder "
+                    "name: use letters, digits, '_', '-' or '.'"
+                )
+            folder = release_dir / "institutions" / member.code
+            (folder / "parquet").mkdir(parents=True)
+            (folder / "csv").mkdir()
+            data: dict[str, Table] = {}
+            for t in sorted(own_tables + sector_tables):
+                where = (
+                    f"where {INSTITUTION_COLUMN} = {_quote(member.code)} "
+                    if t in own_tables
+                    else ""
+                )
+                data[t] = _write_table(
+                    conn, f'select * from "{t}" {where}order by all', folder, t, tables[t]
+                )
+            write_csv(
+                folder / "data_dictionary.csv",
+                ["table", "column", "data_type", "meaning", "unit", "dutch_term"],
+                dictionary,
+            )
+            (folder / "LEESMIJ.txt").write_text(
+                README_NL.format(
+                    name=member.name,
+                    code=member.code,
+                    k=release.k,
+                    release_id=release.release_id,
+                    created_at=release.created_at,
+                ),
+                encoding="utf-8",
+            )
+            (folder / "report.html").write_text(
+                render_report(member, data, release, omitted), encoding="utf-8"
+            )
+            check_package(folder, police, member)
+    finally:
+        conn.close()
+    return PackageResult([m.code for m in members], omitted)

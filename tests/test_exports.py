@@ -1,0 +1,407 @@
+"""Releases and members' packages on a small hand-made warehouse (fast; no dbt, no Dagster).
+
+The warehouse holds tables in the schema ``published`` shaped like the real marts, for three
+members; one sector table names a member and so must stay out of the packages.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from exports.csv_safe import FORMULA_STARTS, escape_cell, unescape_cell
+from exports.packages import NamePolice, check_package, read_registry
+from exports.release import (
+    current_release,
+    describe_releases,
+    list_releases,
+    prune_releases,
+    publish_release,
+    verify_release,
+)
+from publieksdata.settings import DataHome, PublieksdataError
+
+REPO = Path(__file__).resolve().parent.parent
+
+MEMBERS = [
+    # code, name, discipline, pc4: one name contains another's whole ("Theater Zuid" is in
+    # "Theater Zuid Oost"), so the scan must tell them apart
+    ("th_zuid", "Theater Zuid", "theater", "1011"),
+    ("th_zuidoost", "Theater Zuid Oost", "theater", "1012"),
+    ("mu_rivier", "Museum aan de Rivier", "museum", "3511"),
+    ("fe_nieuw", "Festival Nieuwkomer", "festival", "3512"),  # registered, no data yet
+]
+WITH_DATA = MEMBERS[:3]
+
+# text values a spreadsheet would run as a formula, and the values they must read back as
+INJECTIONS = ["=HYPERLINK(\"x\",\"y\")", "+31 6 1234", "-2+3", "@SUM(A1)", "\tTAB", "\rCR",
+              "'already quoted", "gewoon"]  # fmt: skip
+
+
+def make_warehouse(home: DataHome) -> None:
+    home.registry.write_text(
+        "code,name,discipline,pc4\n" + "".join(f"{c},{n},{d},{p}\n" for c, n, d, p in MEMBERS)
+    )
+    conn = duckdb.connect(str(home.warehouse))
+    conn.execute("create schema published")
+    rows = []
+    for i, (code, *_) in enumerate(WITH_DATA):
+        for year in (2024, 2025):
+            rows.append(
+                f"('{code}', {year}, {1000 + 100 * i}, {200 + 10 * i}, {0.4 + i / 10}, "
+                f"{0.5 if year == 2025 else 'null'}, false, 'S', 'sector', 3, 1100.0, 0.45)"
+            )
+    conn.execute(
+        "create table published.benchmark (institution_code varchar, year integer, tickets "
+        "bigint, n_persons bigint, share_online double, retention double, suppressed boolean, "
+        "size_class varchar, peer_level varchar, peer_n_institutions integer, "
+        "tickets_peer_mean double, share_online_peer_mean double)"
+    )
+    conn.execute("insert into published.benchmark values " + ", ".join(rows))
+    conn.execute(
+        "create table published.loyalty_frequency as select code as institution_code, "
+        "2025 as year, band as frequency_band, o as band_order, "
+        "case when band = '6+' then null else 40 end::bigint as n_persons, "
+        "case when band = '6+' then null else 0.25 end as share, band = '6+' as suppressed "
+        "from (values " + ", ".join(f"('{c}')" for c, *_ in WITH_DATA) + ") m(code), "
+        "(values ('1', 1), ('2', 2), ('3-5', 3), ('6+', 4)) b(band, o)"
+    )
+    # area names carry the injection strings; distance_km has negative numbers, never prefixed
+    area_rows = [
+        f"('{c}', 2025, 'gemeente', 'GM{j:04d}', {_sql(name)}, 1000, {-1.5 * j}, 12, 12.0, false)"
+        for c, *_ in WITH_DATA
+        for j, name in enumerate(INJECTIONS)
+    ]
+    conn.execute(
+        "create table published.market_area (institution_code varchar, year integer, "
+        "area_level varchar, area_code varchar, area_name varchar, population bigint, "
+        "distance_km double, n_persons bigint, penetration double, suppressed boolean)"
+    )
+    conn.execute("insert into published.market_area values " + ", ".join(area_rows))
+    conn.execute(
+        "create table published.market_sector as select 'GM0363' as gemeente_code, "
+        "'Amsterdam' as gemeente_naam, 'theater' as discipline, 2025 as year, 120::bigint as "
+        "n_persons, 1.2 as penetration, false as suppressed"
+    )
+    # a sector table that names a member: it must not go into any package
+    conn.execute(
+        "create table published.sector_notes as select 'best seller: Museum aan de Rivier' as "
+        "note, 2025 as year"
+    )
+    conn.close()
+
+
+def _sql(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@pytest.fixture
+def warehouse_home(home: DataHome) -> DataHome:
+    make_warehouse(home)
+    return home
+
+
+def test_release_holds_a_verified_package_per_member(warehouse_home):
+    rel = publish_release(warehouse_home)
+    assert current_release(warehouse_home) == rel.path
+    manifest = verify_release(rel.path)
+    assert manifest["code_version"]
+    assert manifest["institutions"] == [c for c, *_ in MEMBERS]
+    assert manifest["omitted_from_packages"] == ["sector_notes"]
+    for code, *_ in MEMBERS:
+        folder = rel.path / "institutions" / code
+        for name in ("report.html", "data_dictionary.csv", "LEESMIJ.txt",
+                     "csv/benchmark.csv", "parquet/benchmark.parquet", "csv/market_sector.csv"):  # fmt: skip
+            assert (folder / name).is_file(), name
+            assert f"institutions/{code}/{name}" in manifest["files"]
+        assert not (folder / "csv" / "sector_notes.csv").exists()
+
+
+def test_a_member_without_data_gets_an_empty_package(warehouse_home):
+    rel = publish_release(warehouse_home)
+    folder = rel.path / "institutions" / "fe_nieuw"
+    with (folder / "csv" / "benchmark.csv").open(encoding="utf-8-sig") as fh:
+        assert len(list(csv.reader(fh))) == 1  # the header only
+    assert "nog geen cijfers" in (folder / "report.html").read_text()
+
+
+def test_marts_file_opens_in_duckdb_1_x(warehouse_home):
+    """The release's marts.duckdb is in DuckDB's v1.0 storage format (file header version 64):
+    analysts' DuckDB CLIs, which lag behind the Python package, can open it."""
+    rel = publish_release(warehouse_home)
+    header = (rel.path / "marts.duckdb").read_bytes()[:20]
+    assert header[8:12] == b"DUCK" and int.from_bytes(header[12:20], "little") == 64
+    conn = duckdb.connect(str(rel.path / "marts.duckdb"), read_only=True)
+    assert conn.execute("select count(*) from benchmark").fetchone()[0] == 6
+    conn.close()
+
+
+def test_every_file_of_the_release_is_in_the_manifest_with_its_sha256(warehouse_home):
+    import hashlib
+
+    rel = publish_release(warehouse_home)
+    manifest = json.loads((rel.path / "manifest.json").read_text())
+    on_disk = {str(p.relative_to(rel.path)) for p in rel.path.rglob("*") if p.is_file()}
+    assert on_disk - {"manifest.json"} == set(manifest["files"])
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((rel.path / name).read_bytes()).hexdigest() == digest, name
+    # and a changed byte is caught
+    victim = rel.path / "institutions" / "th_zuid" / "csv" / "benchmark.csv"
+    victim.write_bytes(victim.read_bytes() + b"\n")
+    with pytest.raises(PublieksdataError, match="does not match"):
+        verify_release(rel.path)
+
+
+def _all_text_of(path: Path) -> str:
+    """Every value of a file as text: parquet through DuckDB, everything else as bytes."""
+    if path.suffix == ".parquet":
+        conn = duckdb.connect()
+        rows = conn.execute(f"select * from read_parquet('{path}')").fetchall()
+        cols = [
+            d[0] for d in conn.execute(f"describe select * from read_parquet('{path}')").fetchall()
+        ]
+        conn.close()
+        return "\n".join(cols) + "\n" + "\n".join("|".join(map(str, r)) for r in rows)
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def assert_packages_name_no_other_member(release: Path, members) -> int:
+    """Scan every file of every package for every other member's code and name."""
+    checked = 0
+    for code, name, *_ in members:
+        others = [(c, n) for c, n, *_ in members if c != code]
+        own_terms = sorted({code, name}, key=len, reverse=True)
+        for path in sorted((release / "institutions" / code).rglob("*")):
+            if not path.is_file():
+                continue
+            text = _all_text_of(path)
+            if path.suffix == ".html":
+                import html
+
+                text = html.unescape(text)
+            for term in own_terms:  # the member's own name may contain another's
+                text = re.sub(re.escape(term), "#OWN#", text, flags=re.IGNORECASE)
+            for other_code, other_name in others:
+                for needle in (other_code, other_name):
+                    assert not re.search(
+                        r"(?<!\w)" + re.escape(needle) + r"(?!\w)", text, re.IGNORECASE
+                    ), f"{path.relative_to(release)} names {needle}"
+            checked += 1
+    return checked
+
+
+def test_a_package_names_no_other_member(warehouse_home):
+    rel = publish_release(warehouse_home)
+    assert assert_packages_name_no_other_member(rel.path, MEMBERS) >= 3 * 10
+    # the member's own rows are all there, and nobody else's
+    conn = duckdb.connect()
+    got = conn.execute(
+        "select distinct institution_code from read_parquet(?)",
+        [str(rel.path / "institutions" / "th_zuid" / "parquet" / "market_area.parquet")],
+    ).fetchall()
+    assert got == [("th_zuid",)]
+
+
+def test_the_package_check_catches_a_planted_name(warehouse_home):
+    rel = publish_release(warehouse_home)
+    members = read_registry(warehouse_home)
+    police = NamePolice(members)
+    own = next(m for m in members if m.code == "th_zuidoost")
+    folder = rel.path / "institutions" / own.code
+    check_package(folder, police, own)  # its own name contains "Theater Zuid": not a hit
+    (folder / "csv" / "planted.csv").write_text("x\nvisitors also went to theater zuid\n")
+    with pytest.raises(PublieksdataError, match="names another member"):
+        check_package(folder, police, own)
+
+
+def test_csv_cells_are_safe_against_formula_injection(warehouse_home):
+    rel = publish_release(warehouse_home)
+    path = rel.path / "institutions" / "mu_rivier" / "csv" / "market_area.csv"
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(INJECTIONS)
+    for row in rows:
+        for column, cell in row.items():
+            if column == "distance_km":
+                continue  # numbers: checked below
+            assert not cell.startswith(FORMULA_STARTS), (column, cell)
+    names = sorted(unescape_cell(r["area_name"]) for r in rows)
+    assert names == sorted(INJECTIONS)
+    assert {r["area_name"] for r in rows} >= {"'=HYPERLINK(\"x\",\"y\")", "'@SUM(A1)", "''already quoted", "gewoon"}  # fmt: skip
+    # negative numbers stay numbers
+    assert sorted(float(r["distance_km"]) for r in rows)[0] < 0
+    # the data dictionary is written by the same writer
+    with (path.parent.parent / "data_dictionary.csv").open(encoding="utf-8-sig") as fh:
+        dictionary = list(csv.DictReader(fh))
+    assert {"table", "column", "meaning", "unit", "dutch_term"} <= set(dictionary[0])
+    assert all(not v.startswith(FORMULA_STARTS) for r in dictionary for v in r.values())
+
+
+def test_escape_cell_round_trips():
+    for value in INJECTIONS + ["", "-", "=", "a=b"]:
+        assert unescape_cell(escape_cell(value)) == value
+        assert not escape_cell(value).startswith(FORMULA_STARTS)
+
+
+def test_report_leaves_out_missing_sections_with_a_note(warehouse_home):
+    rel = publish_release(warehouse_home)
+    page = (rel.path / "institutions" / "th_zuid" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and 'lang="nl"' in page
+    assert "Theater Zuid" in page and "<svg" in page
+    assert "onderdrukt" in page  # the suppressed 6+ band
+    assert "ontbreekt in deze release" in page  # e.g. loyalty_cohorts is not in this warehouse
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_old_releases_are_pruned_but_current_is_kept(warehouse_home, monkeypatch):
+    monkeypatch.setenv("PUBLIEKSDATA_KEEP_RELEASES", "2")
+    ids = [publish_release(warehouse_home).release_id for _ in range(4)]
+    assert list_releases(warehouse_home) == ids[-2:]
+    assert current_release(warehouse_home).name == ids[-1]
+    # a rollback points current at the older release; pruning to one keeps the newest by
+    # count and the current one by rule
+    os.replace(_symlink_to(warehouse_home, ids[-2]), warehouse_home.published / "current")
+    deleted = prune_releases(warehouse_home, keep=1)
+    assert deleted == []
+    assert list_releases(warehouse_home) == ids[-2:]
+    assert current_release(warehouse_home).name == ids[-2]
+    summaries = describe_releases(warehouse_home)
+    assert [s.is_current for s in summaries] == [True, False]
+    assert summaries[0].institutions == 4
+
+
+def _symlink_to(home: DataHome, release_id: str) -> Path:
+    tmp = home.published / ".current-test"
+    os.symlink(release_id, tmp)
+    return tmp
+
+
+def test_keep_releases_setting_is_checked(warehouse_home, monkeypatch):
+    from exports.release import keep_releases
+
+    monkeypatch.setenv("PUBLIEKSDATA_KEEP_RELEASES", "0")
+    with pytest.raises(PublieksdataError, match="at least 1"):
+        keep_releases()
+    monkeypatch.setenv("PUBLIEKSDATA_KEEP_RELEASES", "many")
+    with pytest.raises(PublieksdataError, match="whole number"):
+        keep_releases()
+
+
+KILLED_PUBLISHER = """
+import sys, time
+from pathlib import Path
+import exports.packages as packages
+from exports.release import publish_release
+from publieksdata.settings import data_home
+
+marker = Path(sys.argv[1])
+written = []
+original = packages.check_package
+
+def check_then_stall(folder, police, own):
+    original(folder, police, own)
+    written.append(own.code)
+    if len(written) == 2:  # two packages complete, the third not begun: mid-release
+        marker.write_text(",".join(written))
+        time.sleep(600)
+
+packages.check_package = check_then_stall
+publish_release(data_home())
+"""
+
+
+def test_a_killed_publication_leaves_current_on_the_previous_release(warehouse_home, tmp_path):
+    first = publish_release(warehouse_home)
+    marker = tmp_path / "stalled"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUBLISHER, str(marker)], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the publisher never reached its packages"
+            time.sleep(0.1)
+        # the new release is half written right now
+        incoming = list(warehouse_home.published.glob(".incoming-*"))
+        assert len(incoming) == 1
+        assert (incoming[0] / "marts.duckdb").is_file()
+        assert (incoming[0] / "institutions" / "th_zuid" / "report.html").is_file()
+        assert not (incoming[0] / "manifest.json").exists()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    # readers still see the first release, whole and verified
+    assert current_release(warehouse_home) == first.path
+    verify_release(current_release(warehouse_home))
+    assert list_releases(warehouse_home) == [first.release_id]
+    # the next publication removes the half-written folder (the dead process's lock is gone)
+    second = publish_release(warehouse_home)
+    assert not list(warehouse_home.published.glob(".incoming-*"))
+    assert current_release(warehouse_home) == second.path
+    assert list_releases(warehouse_home) == [first.release_id, second.release_id]
+
+
+def test_a_release_that_names_another_member_is_not_published(warehouse_home):
+    first = publish_release(warehouse_home)
+    conn = duckdb.connect(str(warehouse_home.warehouse))
+    conn.execute(
+        "update published.market_area set area_name = 'near Museum aan de Rivier' "
+        "where institution_code = 'th_zuid' and area_code = 'GM0007'"
+    )
+    conn.close()
+    with pytest.raises(PublieksdataError, match="names another member"):
+        publish_release(warehouse_home)
+    assert current_release(warehouse_home) == first.path
+    assert list_releases(warehouse_home) == [first.release_id]
+    assert not list(warehouse_home.published.glob(".incoming-*"))
+
+
+def test_a_second_publisher_is_refused_while_one_is_writing(warehouse_home):
+    from exports.release import _publication_lock
+
+    with _publication_lock(warehouse_home) as locked:
+        assert locked
+        with pytest.raises(PublieksdataError, match="another release is being written"):
+            publish_release(warehouse_home)
+
+
+def test_cli_lists_releases(warehouse_home, capsys):
+    from publieksdata.cli import main
+
+    assert main(["releases"]) == 0
+    assert "no release yet" in capsys.readouterr().out
+    rel = publish_release(warehouse_home)
+    assert main(["releases"]) == 0
+    out = capsys.readouterr().out
+    assert rel.release_id in out and "current" in out
+
+
+def test_the_package_scan_itself_finds_a_planted_name(warehouse_home):
+    rel = publish_release(warehouse_home)
+    folder = rel.path / "institutions" / "mu_rivier"
+    conn = duckdb.connect()
+    conn.execute(
+        f"copy (select 'th_zuidoost' as x) to '{folder / 'parquet' / 'planted.parquet'}' "
+        "(format parquet)"
+    )
+    conn.close()
+    with pytest.raises(AssertionError, match="th_zuidoost"):
+        assert_packages_name_no_other_member(rel.path, MEMBERS)
