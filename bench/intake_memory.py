@@ -67,7 +67,9 @@ def write_delivery(path: Path, rows: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -77,7 +79,9 @@ def main() -> None:
                    PUBLIEKSDATA_MASTER_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode())  # fmt: skip
         subprocess.run([sys.executable, "-m", "publieksdata.cli", "init"], env=env, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
-        (root / "institutions.csv").write_text("code,name,discipline,pc4\nbench,Bench,theater,1011\n")
+        (root / "institutions.csv").write_text(
+            "code,name,discipline,pc4\nbench,Bench,theater,1011\n"
+        )
         (root / "landing" / "bench").mkdir(parents=True)
         delivery = root / "landing" / "bench" / "tickets.csv"
         t = time.perf_counter()

@@ -6,13 +6,19 @@ DuckDB through a registered Arrow table, so the key never enters SQL text and
 a million rows of one person cost one HMAC. Direct identifiers are dropped in
 the same statement that writes the rows: nothing but pseudonyms, PC4, birth
 year and coarse attributes leaves quarantine.
+
+After key rotations a pseudonym is *chained*: the first version keys the
+value, every later version keys the pseudonym before it,
+HMAC(vn, "rekey:" + ... HMAC(v1, kind + ":" + value)). That is exactly what
+``publieksdata keys rotate`` does to the warehouse, so a person delivered
+after a rotation lands on the pseudonym their history was re-keyed to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 
@@ -30,13 +36,31 @@ def pseudonym(key: bytes, kind: str, value: str) -> str:
     return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
+REKEY = "rekey"
+
+
+def chained_pseudonym(keys: Sequence[bytes], kind: str, value: str) -> str:
+    """The pseudonym under a chain of key versions, oldest first (see the module docstring)."""
+    result = pseudonym(keys[0], kind, value)
+    for key in keys[1:]:
+        result = rekey(key, result)
+    return result
+
+
+def rekey(key: bytes, earlier_pseudonym: str) -> str:
+    """One link of the chain: the pseudonym of the version before, keyed with the next version."""
+    return pseudonym(key, REKEY, earlier_pseudonym)
+
+
 def sector_pseudonym(keyring: Keyring, kind: str, normalised: str) -> str:
-    return pseudonym(keyring.derive("sector"), kind, normalised)
+    return chained_pseudonym(keyring.chain("sector"), kind, normalised)
 
 
 def customer_pseudonym(keyring: Keyring, institution_code: str, customer_id: str) -> str:
     """Institution-scoped: the same customer number at two institutions gives two pseudonyms."""
-    return pseudonym(keyring.derive("institution"), f"customer:{institution_code}", customer_id)
+    return chained_pseudonym(
+        keyring.chain("institution"), f"customer:{institution_code}", customer_id
+    )
 
 
 def pseudonym_map(
@@ -71,18 +95,18 @@ def pseudonym_map(
 
 
 def email_map(keyring: Keyring, values: Iterable[object]) -> tuple[pa.Table, int]:
-    key = keyring.derive("sector")
-    return pseudonym_map(values, normalise_email, lambda v: pseudonym(key, "email", v))
+    keys = keyring.chain("sector")
+    return pseudonym_map(values, normalise_email, lambda v: chained_pseudonym(keys, "email", v))
 
 
 def phone_map(keyring: Keyring, values: Iterable[object]) -> tuple[pa.Table, int]:
-    key = keyring.derive("sector")
-    return pseudonym_map(values, normalise_phone, lambda v: pseudonym(key, "phone", v))
+    keys = keyring.chain("sector")
+    return pseudonym_map(values, normalise_phone, lambda v: chained_pseudonym(keys, "phone", v))
 
 
 def fallback_map(keyring: Keyring, triples: Iterable[tuple[object, object, object]]) -> pa.Table:
     """Map (last_name, birth_date, postcode) triples to the fallback sector pseudonym."""
-    key = keyring.derive("sector")
+    keys = keyring.chain("sector")
     names, births, postcodes, pseudos = [], [], [], []
     for last_name, birth_date, postcode in triples:
         ident = fallback_identity(last_name, birth_date, postcode)
@@ -91,7 +115,7 @@ def fallback_map(keyring: Keyring, triples: Iterable[tuple[object, object, objec
         names.append(str(last_name))
         births.append(str(birth_date))
         postcodes.append(str(postcode))
-        pseudos.append(pseudonym(key, "fallback", ident))
+        pseudos.append(chained_pseudonym(keys, "fallback", ident))
     return pa.table(
         {
             "last_name": pa.array(names, pa.string()),
@@ -103,10 +127,10 @@ def fallback_map(keyring: Keyring, triples: Iterable[tuple[object, object, objec
 
 
 def customer_map(keyring: Keyring, institution_code: str, values: Iterable[object]) -> pa.Table:
-    key = keyring.derive("institution")
+    keys = keyring.chain("institution")
     table, _ = pseudonym_map(
         values,
         normalise_customer_id,
-        lambda v: pseudonym(key, f"customer:{institution_code}", v),
+        lambda v: chained_pseudonym(keys, f"customer:{institution_code}", v),
     )
     return table

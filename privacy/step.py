@@ -1,8 +1,10 @@
 """The privacy step: validated deliveries in quarantine -> pseudonymised rows in the warehouse.
 
 Per delivery, in one transaction: pseudonyms joined in, identifiers dropped,
-postcode cut to PC4, birth date cut to birth year, earlier rows of the same
-ticket_id (or event_id) replaced, and the ledger marked accepted. Only after
+postcode cut to PC4, birth date cut to birth year, rows of erased persons
+unlinked (the suppression list meta.erased, privacy/erasure.py), earlier rows
+of the same ticket_id (or event_id) replaced, and the ledger marked accepted.
+research_opt_out rows get no pseudonym at all. Only after
 the commit is the quarantine file deleted; a crash before it leaves the file
 and the ledger saying "validated", and the next run does it again.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from ingest import ledger
 from ingest.intake import _sql_path, canonical_path
 from ingest.sealed import sealed_url
+from privacy.erasure import add_to_suppression_list, unlink_erased
 from privacy.keyring import Keyring, open_keyring
 from privacy.pseudonymise import customer_map, email_map, fallback_map, phone_map
 from publieksdata.settings import DataHome, PublieksdataError
@@ -80,42 +83,63 @@ def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id:
                         ("map_fallback", fallbacks), ("map_customer", customers)):  # fmt: skip
         conn.register(name, table)
     country = _country_sql("d.country")
+    # the delivery with its pseudonyms joined in and its identifiers left out (in memory)
+    conn.execute(
+        f"""
+        create or replace temp table keyed as
+        select
+            d.ticket_id, d.order_id, d.event_id, d.event_start, d.sold_at, d.price,
+            d.ticket_type, d.channel, d.status,
+            case when not d.research_opt_out
+                 then coalesce(me.pseudonym, mp.pseudonym, mf.pseudonym) end as sector_pseudonym,
+            case when not d.research_opt_out then mc.pseudonym end as customer_pseudonym,
+            case when {country} = 'NL' then nullif(regexp_extract(
+                upper(replace(d.postcode, ' ', '')), '^([1-9][0-9]{{3}})([A-Z]{{2}})?$', 1), '')
+            end as pc4,
+            {country} as country,
+            year(d.birth_date) as birth_year,
+            d.gender,
+            d.research_opt_out
+        from d
+        left join map_email me on me.raw = d.email
+        left join map_phone mp on mp.raw = d.phone
+        left join map_fallback mf on mf.last_name = d.last_name
+            and mf.birth_date = cast(d.birth_date as varchar) and mf.postcode = d.postcode
+        left join map_customer mc on mc.raw = d.customer_id
+        """
+    )
     conn.execute("begin transaction")
     try:
         conn.execute(
             "delete from wh.pseudo.tickets where institution_code = ? "
-            "and ticket_id in (select ticket_id from d)",
+            "and ticket_id in (select ticket_id from keyed)",
             [institution],
         )
+        erased_rows = _keep_erased_persons_out(conn)
         conn.execute(
-            f"""
+            """
             insert into wh.pseudo.tickets
             select
-                ?, d.ticket_id, d.order_id, d.event_id, d.event_start, d.sold_at, d.price,
-                d.ticket_type, d.channel, d.status,
-                case when not d.research_opt_out
-                     then coalesce(me.pseudonym, mp.pseudonym, mf.pseudonym) end,
-                case when not d.research_opt_out then mc.pseudonym end,
-                case when {country} = 'NL' then nullif(regexp_extract(
-                    upper(replace(d.postcode, ' ', '')), '^([1-9][0-9]{{3}})([A-Z]{{2}})?$', 1), '')
-                end,
-                {country},
-                year(d.birth_date),
-                d.gender,
-                d.research_opt_out,
+                ?, ticket_id, order_id, event_id, event_start, sold_at, price,
+                ticket_type, channel, status,
+                case when not erased then sector_pseudonym end,
+                case when not erased and not account_erased then customer_pseudonym end,
+                case when not erased then pc4 end,
+                case when not erased then country end,
+                case when not erased then birth_year end,
+                case when erased then 'unknown' else gender end,
+                research_opt_out,
                 ?, ?, now()
-            from d
-            left join map_email me on me.raw = d.email
-            left join map_phone mp on mp.raw = d.phone
-            left join map_fallback mf on mf.last_name = d.last_name
-                and mf.birth_date = cast(d.birth_date as varchar) and mf.postcode = d.postcode
-            left join map_customer mc on mc.raw = d.customer_id
+            from keyed_erased
             """,
             [institution, keyring.key_id, delivery_id],
         )
-        _mark_accepted(
-            conn, delivery_id, {"email_unparseable": bad_emails, "phone_unparseable": bad_phones}
-        )
+        soft = {
+            "email_unparseable": bad_emails,
+            "phone_unparseable": bad_phones,
+            "erased_person_rows": erased_rows,
+        }
+        _mark_accepted(conn, delivery_id, soft)
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
@@ -123,7 +147,46 @@ def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id:
     finally:
         for name in ("map_email", "map_phone", "map_fallback", "map_customer"):
             conn.unregister(name)
-    return {"email_unparseable": bad_emails, "phone_unparseable": bad_phones}
+        conn.execute("drop view if exists keyed_erased; drop table if exists keyed")
+    return soft
+
+
+def _keep_erased_persons_out(conn) -> int:
+    """Apply the suppression list (meta.erased) to the delivery in ``keyed``; rows affected.
+
+    A customer account seen in this delivery with an erased sector pseudonym is the erased
+    person's account at this member: it joins the list, and earlier rows of that account in
+    the warehouse are unlinked too, so a later delivery with only the customer number cannot
+    bring the person back. The view ``keyed_erased`` flags each row (privacy/erasure.py has
+    the rule).
+    """
+    accounts = {
+        r[0]
+        for r in conn.execute(
+            "select distinct customer_pseudonym from keyed where customer_pseudonym is not null "
+            "and sector_pseudonym in (select pseudonym from wh.meta.erased where kind = 'sector')"
+        ).fetchall()
+    }
+    if add_to_suppression_list(conn, "customer", accounts):
+        unlink_erased(conn)
+    conn.execute(
+        """
+        create or replace temp view keyed_erased as
+        select
+            keyed.*,
+            coalesce(
+                es.pseudonym is not null or (keyed.sector_pseudonym is null and ec.pseudonym is not null),
+                false
+            ) as erased,
+            ec.pseudonym is not null as account_erased
+        from keyed
+        left join (select pseudonym from wh.meta.erased where kind = 'sector') es
+            on es.pseudonym = keyed.sector_pseudonym
+        left join (select pseudonym from wh.meta.erased where kind = 'customer') ec
+            on ec.pseudonym = keyed.customer_pseudonym
+        """
+    )
+    return conn.execute("select count(*) from keyed_erased where erased").fetchone()[0]
 
 
 def _pseudonymise_events(conn, institution: str, delivery_id: str) -> dict:
@@ -177,14 +240,14 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                     f"file is missing; ask the member to upload it again"
                 )
             conn.execute(
-                f"create or replace temp table d as select * from read_parquet('{_sql_path(sealed_url(path))}')"
+                f"create or replace temp view d as select * from read_parquet('{_sql_path(sealed_url(path))}')"
             )
             if kind == "tickets":
                 soft = _pseudonymise_tickets(conn, keyring, institution, delivery_id)
             else:
                 soft = _pseudonymise_events(conn, institution, delivery_id)
             rows = conn.execute("select count(*) from d").fetchone()[0]
-            conn.execute("drop table d")
+            conn.execute("drop view d")
             path.unlink()
             log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, rows)
             outcomes.append(PrivacyOutcome(delivery_id, institution, kind, rows, soft))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from publieksdata.settings import DataHome, PublieksdataError, data_home
 
@@ -12,9 +13,11 @@ DEMO_SIZE = {"institutions": 30, "persons": 20_000, "years": 3}
 
 
 def cmd_init(home: DataHome, args) -> None:
+    from orchestration.environment import configure_environment
     from privacy.keyring import create_keyring, load_master_key
 
     home.create()
+    configure_environment(home)  # also creates the Dagster instance folder (dagster/)
     ring = create_keyring(home)
     source = load_master_key(home)
     print(f"data home ready: {home.root}")
@@ -55,10 +58,111 @@ def cmd_demo(home: DataHome, args) -> None:
     print("open the Dagster UI with: dagster dev -w workspace.yaml")
 
 
+def cmd_erase(home: DataHome, args) -> None:
+    """Right to erasure. The identifier is never printed, logged or put in an error."""
+    from privacy.erasure import ErasureRequest, compact_warehouse, erase_person, record_release
+    from publieksdata.pipeline import run_job
+
+    if (args.institution is None) != (args.customer_id is None):
+        raise PublieksdataError(ERASE_USAGE)
+    if args.email is not None:
+        request = ErasureRequest("email", _secret_argument(args.email, "e-mail address"))
+    elif args.phone is not None:
+        request = ErasureRequest("phone", _secret_argument(args.phone, "phone number"))
+    elif args.institution is not None and args.customer_id is not None:
+        request = ErasureRequest(
+            "customer_id", _secret_argument(args.customer_id, "customer number"), args.institution
+        )
+    else:
+        raise PublieksdataError(ERASE_USAGE)
+    outcome = erase_person(home, request)
+    print(
+        f"erasure {outcome.erasure_id}: {outcome.pseudonyms} pseudonym(s) added to the "
+        f"suppression list, {outcome.ticket_rows} ticket row(s) unlinked from the person"
+    )
+    print("rebuilding and republishing without the person ...")
+    try:
+        result = run_job(home)
+    except PublieksdataError as exc:
+        raise PublieksdataError(
+            f"the erasure is recorded, but the rebuild failed ({exc}); run 'publieksdata run' "
+            "to republish"
+        ) from None
+    release = Path(result["release"]).name if result.get("release") else None
+    record_release(home, outcome.erasure_id, release)
+    compact_warehouse(home)
+    print_summary(result)
+    print(f"logged in meta.erasure_log as {outcome.erasure_id} (no identifier, no pseudonym)")
+
+
+def _secret_argument(value: str, what: str) -> str:
+    """An identifier from the command line, or from stdin when given as '-' (keeps it out of ps)."""
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    if not value.strip():
+        raise PublieksdataError(f"the {what} is empty")
+    return value
+
+
+def cmd_keys_rotate(home: DataHome, args) -> None:
+    from privacy.erasure import compact_warehouse
+    from privacy.rotation import rotate_keys
+    from publieksdata.pipeline import run_job
+
+    outcome = rotate_keys(home)
+    if outcome.resumed:
+        print(f"finished the interrupted rotation: key {outcome.new_key_id} is active")
+    else:
+        print(
+            f"key rotated: {outcome.old_key_id} -> {outcome.new_key_id} (fingerprint "
+            f"{outcome.new_fingerprint}); {outcome.sector_pseudonyms} sector and "
+            f"{outcome.customer_pseudonyms} customer pseudonyms re-keyed in "
+            f"{outcome.ticket_rows} ticket rows, every link kept"
+        )
+    print("rebuilding and republishing ...")
+    try:
+        result = run_job(home)
+    except PublieksdataError as exc:
+        raise PublieksdataError(
+            f"the warehouse is re-keyed, but the rebuild failed ({exc}); run 'publieksdata run'"
+        ) from None
+    compact_warehouse(home)  # no pseudonym of the old key left in the file's free blocks
+    print_summary(result)
+
+
 def cmd_status(home: DataHome, args) -> None:
     from publieksdata.pipeline import summary
 
     print_summary(summary(home))
+
+
+def cmd_releases(home: DataHome, args) -> None:
+    """The releases in published/, newest first, with what their manifests say."""
+    from exports.release import describe_releases, keep_releases, verify_release
+
+    releases = describe_releases(home)
+    if not releases:
+        print(f"no release yet in {home.published}")
+        return
+    damaged = []
+    for r in reversed(releases):
+        state = ""
+        if args.verify:
+            try:
+                verify_release(home.published / r.release_id)
+                state = "  verified"
+            except (PublieksdataError, OSError, ValueError) as exc:
+                state = "  DAMAGED"
+                damaged.append(str(exc))
+        print(
+            f"{r.release_id:<20} {r.created_at or '?':<26} code {r.code_version or '?'}  "
+            f"k={r.k}  {r.tables} tables  {r.institutions} packages  {r.files} files{state}"
+            + ("  <- current" if r.is_current else "")
+        )
+    print(f"{len(releases)} release(s); the newest {keep_releases()} are kept "
+          "(PUBLIEKSDATA_KEEP_RELEASES), and always the current one")  # fmt: skip
+    if damaged:
+        raise PublieksdataError("; ".join(damaged))
 
 
 def print_summary(s: dict) -> None:
@@ -75,8 +179,8 @@ def print_summary(s: dict) -> None:
     print(f"current release: {s['release'] or 'none yet'}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(redact: bool = False) -> argparse.ArgumentParser:
+    parser = (_RedactingParser if redact else argparse.ArgumentParser)(
         prog="publieksdata",
         description="Shared audience data of the Dutch cultural sector: pseudonymised, "
         "aggregated, k-anonymous. State lives in PUBLIEKSDATA_HOME (default ./data).",
@@ -94,15 +198,56 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="take pending deliveries, validate, pseudonymise, build, test, publish"
     )
     sub.add_parser("status", help="deliveries accepted, rejected and duplicate; the last release")
+    releases = sub.add_parser(
+        "releases", help="the releases in published/, newest first; the current one marked"
+    )
+    releases.add_argument(
+        "--verify", action="store_true", help="check every file against its SHA-256"
+    )
+    erase = sub.add_parser(
+        "erase",
+        help="right to erasure: remove a person everywhere, keep them out of future deliveries, "
+        "rebuild and republish",
+        description="Give one identifier; '-' reads it from stdin instead (keeps it out of the "
+        "process list and shell history). It is never printed or logged.",
+    )
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="E")
+    who.add_argument("--phone", metavar="P")
+    who.add_argument("--customer-id", metavar="ID", help="with --institution")
+    erase.add_argument("--institution", metavar="C", help="the member the customer number is of")
+    keys = sub.add_parser("keys", help="the pseudonymisation keyring")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "rotate",
+        help="new key version; re-key the warehouse from its pseudonyms, rebuild and republish",
+    )
     return parser
 
 
+ERASE_USAGE = (
+    "give one of --email E, --phone P, or --institution C --customer-id ID (values are never shown)"
+)
+
+
+class _RedactingParser(argparse.ArgumentParser):
+    """For ``erase``: argparse errors repeat what was typed, which may be an identifier."""
+
+    def error(self, message: str):
+        print(
+            f"publieksdata erase: the arguments could not be read; {ERASE_USAGE}", file=sys.stderr
+        )
+        raise SystemExit(2)
+
+
 COMMANDS = {"init": cmd_init, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo,
-            "status": cmd_status}  # fmt: skip
+            "status": cmd_status, "erase": cmd_erase, "keys": cmd_keys_rotate,
+            "releases": cmd_releases}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(redact="erase" in argv).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -114,21 +259,25 @@ def main(argv: list[str] | None = None) -> int:
         home = data_home()
         COMMANDS[args.command](home, args)
     except PublieksdataError as exc:
-        print(f"publieksdata {args.command}: {exc}", file=sys.stderr)
+        print(f"publieksdata {_command_name(args)}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"publieksdata {args.command}: interrupted", file=sys.stderr)
+        print(f"publieksdata {_command_name(args)}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # never a bare traceback; the class name says where to look
-        if args.verbose:
+        if args.verbose and args.command != "erase":  # a traceback could quote the identifier
             logging.getLogger("publieksdata").exception("unexpected error")
         print(
-            f"publieksdata {args.command}: unexpected {type(exc).__name__}; "
+            f"publieksdata {_command_name(args)}: unexpected {type(exc).__name__}; "
             "run again with -v, or see the Dagster UI for the run's log",
             file=sys.stderr,
         )
         return 2
     return 0
+
+
+def _command_name(args) -> str:
+    return f"keys {args.keys_command}" if args.command == "keys" else args.command
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ for its step and closes it before dbt runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -79,11 +80,37 @@ create table if not exists {db}.meta.keyring (
     fingerprint varchar not null,
     since timestamp not null
 );
+
+-- Right to erasure (privacy/erasure.py): the pseudonyms of erased persons, applied to every
+-- later delivery, and a log that says an erasure happened -- never whose.
+create table if not exists {db}.meta.erased (
+    pseudonym varchar primary key,    -- a sector or institution-scoped pseudonym
+    kind varchar not null             -- sector or customer
+);
+
+create table if not exists {db}.meta.erasure_log (
+    erasure_id varchar primary key,
+    erased_at timestamp not null,
+    requested_by varchar not null,    -- email, phone or customer_id: the kind, never the value
+    institution_code varchar,         -- the member a customer_id belongs to
+    pseudonyms bigint not null,       -- pseudonyms added to meta.erased
+    ticket_rows bigint not null,      -- rows of pseudo.tickets unlinked from the person
+    key_id varchar not null,
+    release_id varchar                -- the release republished without the person
+);
 """
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection, db: str) -> None:
     conn.execute(DDL.format(db=db))
+
+
+def work_memory_limit() -> str:
+    """DuckDB's memory limit for parsing deliveries (PUBLIEKSDATA_WORK_MEMORY, default 512MB).
+
+    Past it DuckDB spills to quarantine/.spill (0700), so a delivery of any size streams.
+    """
+    return os.environ.get("PUBLIEKSDATA_WORK_MEMORY", "512MB")
 
 
 @contextmanager
@@ -100,7 +127,10 @@ def work_connection(
     """
     spill = home.quarantine / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(":memory:", config={"temp_directory": str(spill)})
+    conn = duckdb.connect(
+        ":memory:",
+        config={"temp_directory": str(spill), "memory_limit": work_memory_limit()},
+    )
     try:
         try:
             conn.execute("attach ? as wh", [str(home.warehouse)])

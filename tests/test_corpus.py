@@ -88,6 +88,10 @@ def test_the_documented_samples_are_accepted(home):
         (home.landing / "th_a").mkdir(parents=True, exist_ok=True)
         shutil.copy(samples / name, home.landing / "th_a" / name)
     outcomes = {o.file_name: o for o in take_deliveries(home)}
-    assert outcomes["tickets_sample.csv"].status == "validated", outcomes["tickets_sample.csv"].problems
-    assert outcomes["events_sample.csv"].status == "validated", outcomes["events_sample.csv"].problems
+    assert outcomes["tickets_sample.csv"].status == "validated", outcomes[
+        "tickets_sample.csv"
+    ].problems
+    assert outcomes["events_sample.csv"].status == "validated", outcomes[
+        "events_sample.csv"
+    ].problems
     assert outcomes["tickets_sample.csv"].rows == 4

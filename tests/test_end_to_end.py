@@ -26,16 +26,64 @@ CANARY = {
 }
 
 
-def canary_needles() -> list[str]:
+# A second person who appears only in a delivery that is rejected: nothing of them may survive
+# outside the rejected original, which intake seals (AES-GCM) in rejected/.
+CANARY_REJECTED = {
+    "email": "Verworpen.Kwikstaart@Example.net",
+    "phone": "+31 6 3746 5829",
+    "first_name": "Ottoline",
+    "last_name": "Brummelkampquist",
+    "street": "Verworpenhofje",
+    "postcode": "3512 QZ",
+    "city": "Kwikdorp",
+    "birth_date": "1941-11-03",
+}
+
+
+def _variants(canary: dict) -> tuple[list[str], list[str]]:
+    """(values as they may be written, normalised forms that a naive hash would be taken of)."""
+    from privacy.normalise import fallback_identity, normalise_email, normalise_phone
+
+    email = normalise_email(canary["email"])
+    phone = normalise_phone(canary["phone"])
+    fallback = fallback_identity(canary["last_name"], canary["birth_date"], canary["postcode"])
+    pc6 = canary["postcode"].replace(" ", "")
+    year, month, day = canary["birth_date"].split("-")
+    values = (
+        [
+            canary[k]
+            for k in ("email", "phone", "first_name", "last_name", "street", "city", "birth_date")
+        ]
+        + [  # fmt: skip
+            email,
+            phone,
+            phone.lstrip("+"),
+            "0" + phone[3:],
+            pc6,
+            canary["postcode"],
+            f"{day}-{month}-{year}",
+        ]
+    )
+    hashed = [email, canary["email"], phone, phone.lstrip("+"), "0" + phone[3:], fallback,
+              f"email:{email}", f"phone:{phone}", f"fallback:{fallback}"]  # fmt: skip
+    return values, hashed
+
+
+def canary_needles(canaries=(CANARY, CANARY_REJECTED)) -> list[str]:
+    """The canaries' values, and unkeyed SHA-256 / SHA-1 / MD5 of their identifiers."""
     import hashlib
 
-    values = [CANARY["email"], CANARY["email"].lower(), "+31619283746", "0619283746",
-              CANARY["first_name"], CANARY["last_name"], CANARY["street"], "3511qx", "3511 qx",
-              CANARY["city"], CANARY["birth_date"], "29-04-1937"]  # fmt: skip
-    hashes = []
-    for v in (CANARY["email"].lower(), "+31619283746"):
-        hashes += [hashlib.sha256(v.encode()).hexdigest(), hashlib.md5(v.encode()).hexdigest()]
-    return values + hashes
+    needles = []
+    for canary in canaries:
+        values, hashed = _variants(canary)
+        needles += values
+        for v in hashed:
+            for algorithm in (hashlib.sha256, hashlib.sha1, hashlib.md5):
+                needles += [
+                    algorithm(v.encode()).hexdigest(),
+                    algorithm(v.lower().encode()).hexdigest(),
+                ]
+    return sorted(set(needles))
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +120,24 @@ def finished_job(tmp_path_factory):
     deliver(home, "canary_podium", "canary.csv",
             "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,first_name,"
             "last_name,street,house_number,postcode,city,birth_date\n" + rows)  # fmt: skip
+    # the second canary, in a delivery that is rejected (a negative price in one row)
+    year = truth["years"][-1]
+    bad_rows = "".join(
+        f"R{i},RO{i},CE1,{year}-03-02 20:00,{year}-02-02 10:00,{'-5.00' if i == 3 else '15.00'},"
+        f"{CANARY_REJECTED['email']},{CANARY_REJECTED['phone']},{CANARY_REJECTED['first_name']},"
+        f"{CANARY_REJECTED['last_name']},{CANARY_REJECTED['street']},7,"
+        f"{CANARY_REJECTED['postcode']},{CANARY_REJECTED['city']},{CANARY_REJECTED['birth_date']}\n"
+        for i in range(6)
+    )
+    deliver(home, "canary_podium", "canary_rejected.csv",
+            "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,first_name,"
+            "last_name,street,house_number,postcode,city,birth_date\n" + bad_rows)  # fmt: skip
+    # whatever Great Expectations (or anything else) puts in the temp folder stays where we look
+    import tempfile
+
+    scratch = root.parent / "tmp"
+    scratch.mkdir()
+    mp.setattr(tempfile, "tempdir", str(scratch))
     summary = run_job(home)
     yield home, truth, summary
     mp.undo()
@@ -90,7 +156,7 @@ def test_release_is_complete_and_verified(finished_job):
     assert manifest["k"] == K
     assert "benchmark" in manifest["tables"]
     assert (rel / "parquet" / "benchmark.parquet").is_file()
-    assert summary["deliveries"].get("rejected", 0) == 0
+    assert summary["deliveries"].get("rejected", 0) == 1  # the planted canary_rejected.csv
     assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
 
 
@@ -161,8 +227,22 @@ def test_no_identifier_column_in_warehouse_or_release(finished_job):
 
 def test_no_identifier_value_anywhere_the_job_wrote(finished_job):
     home, _, _ = finished_job
-    hits = find_identifiers(home.root, canary_needles(), skip=("landing",))
+    scanned: list[str] = []
+    hits = find_identifiers(home.root, canary_needles(), skip=("landing",), scanned=scanned)
     assert hits == []
+
+    # the scan reached every place a value could escape to
+    def covered(prefix, suffix=""):
+        return any(s.startswith(prefix) and s.endswith(suffix) for s in scanned)
+
+    assert covered("warehouse.duckdb") and covered("published/", "marts.duckdb")
+    assert covered("rejected/canary_podium/", ".report.json")
+    assert covered("rejected/canary_podium/", ".report.md")
+    assert covered("rejected/canary_podium/", "canary_rejected.csv")  # the original, sealed
+    assert covered("dagster/history/runs/", ".db")  # run and event log storage
+    assert covered("dagster/storage/")  # compute logs
+    assert covered("dbt/target/", "manifest.json") and covered("dbt/target/", "run_results.json")
+    assert covered("dbt/", "dbt.log")
     # the canary's visits did arrive: the scan looked at real rows
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     n = conn.execute(
@@ -173,6 +253,26 @@ def test_no_identifier_value_anywhere_the_job_wrote(finished_job):
     assert n == 12
 
 
+def test_rejected_original_is_sealed_and_its_report_names_no_value(finished_job):
+    """Rejected originals are not excluded from the scan: they are encrypted at rest."""
+    from ingest.sealed import is_sealed
+
+    home, _, _ = finished_job
+    originals = [p for p in (home.rejected / "canary_podium").iterdir()
+                 if p.name.endswith("canary_rejected.csv")]  # fmt: skip
+    assert len(originals) == 1 and is_sealed(originals[0])
+    report = json.loads(
+        next((home.rejected / "canary_podium").glob("*canary_rejected.csv.report.json")).read_text()
+    )
+    assert [p["column"] for p in report["problems"]] == ["price"]
+
+
+def test_nothing_left_in_the_temp_folder_names_a_canary(finished_job):
+    home, _, _ = finished_job
+    scratch = home.root.parent / "tmp"
+    assert find_identifiers(scratch, canary_needles()) == []
+
+
 def test_the_identifier_scan_finds_a_planted_value(tmp_path):
     """The scan itself must be able to fail: plant a value in each kind of file it reads."""
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
@@ -180,5 +280,23 @@ def test_the_identifier_scan_finds_a_planted_value(tmp_path):
     conn.execute(f"copy s.t to '{tmp_path / 't.parquet'}' (format parquet)")
     conn.close()
     (tmp_path / "log.txt").write_text("... quixwoldt ...")
+    import gzip
+    import sqlite3
+
+    (tmp_path / "log.gz").write_bytes(gzip.compress(b"... Quixwoldt ..."))
+    lite = sqlite3.connect(tmp_path / "events.db")
+    lite.execute("create table event_logs (event text)")
+    lite.execute("insert into event_logs values (?)", ["x" * 9000 + '{"name": "Quixwoldt"}'])
+    lite.commit()
+    lite.close()
     hits = find_identifiers(tmp_path, ["Quixwoldt"])
-    assert hits == ["log.txt", "t.parquet", "w.duckdb:s.t"]
+    assert hits == ["events.db", "log.gz", "log.txt", "t.parquet", "w.duckdb:s.t"]
+
+
+def test_canary_needles_hold_unkeyed_hashes():
+    import hashlib
+
+    needles = canary_needles()
+    assert hashlib.sha256(b"kanarie.vogelzang@example.org").hexdigest() in needles
+    assert hashlib.md5(b"+31619283746").hexdigest() in needles
+    assert hashlib.sha256(b"email:verworpen.kwikstaart@example.net").hexdigest() in needles

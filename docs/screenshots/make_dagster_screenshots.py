@@ -68,7 +68,9 @@ def main(base: str) -> None:
         try:
             for _ in range(50):
                 try:
-                    targets = json.loads(urllib.request.urlopen("http://127.0.0.1:9333/json").read())
+                    targets = json.loads(
+                        urllib.request.urlopen("http://127.0.0.1:9333/json").read()
+                    )
                     page = next(t for t in targets if t["type"] == "page")
                     break
                 except (OSError, StopIteration):

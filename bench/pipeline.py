@@ -1,0 +1,256 @@
+"""Benchmark of the whole job at national scale: wall time and peak RSS per stage.
+
+    python bench/pipeline.py --rows 1000000 10000000 [--out bench/results/pipeline.json]
+
+For each size: generate a sector (vectorised generator), measure the floor (DuckDB reading
+every delivery once), run the whole job in-process (the `sector_refresh` job, as
+`publieksdata run`), then add a nightly delivery of 1% new rows and run the job again.
+Reports per stage (generate, intake+validation, pseudonymisation, reference, dbt models,
+dbt tests, publication) the wall time and the peak RSS of the process tree (dbt runs in a
+child process), the floor, and the ratios job/floor and nightly/full. Figures go into
+docs/performance.md; the test suite asserts no timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+ROWS_PER_PERSON = 7.4  # what the generator yields on average over 3 years
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    stack += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+class RssSampler(threading.Thread):
+    """Samples the RSS of this process and its children every 0.2 s."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, int]] = []
+        self._halt = threading.Event()
+
+    def run(self):
+        pid = os.getpid()
+        while not self._halt.is_set():
+            self.samples.append((time.time(), _tree_rss_kib(pid)))
+            time.sleep(0.2)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+    def peak_mb(self, start: float, end: float) -> float:
+        window = [kib for t, kib in self.samples if start - 0.2 <= t <= end + 0.2]
+        return round(max(window, default=0) / 1024, 1)
+
+
+def floor_seconds(landing: Path) -> float:
+    """DuckDB reading every delivery once, all columns (CSV, Parquet; XLSX with calamine)."""
+    import duckdb
+    from python_calamine import CalamineWorkbook
+
+    conn = duckdb.connect()
+    t = time.perf_counter()
+    for path in sorted(landing.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix == ".xlsx":
+            sum(1 for _ in CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).iter_rows())
+            continue
+        if path.suffix == ".parquet":
+            src = f"read_parquet('{path}')"
+        else:
+            with path.open("rb") as fh:
+                head = fh.read(1 << 20)
+            try:
+                head.decode("utf-8")
+                enc = "utf-8"
+            except UnicodeDecodeError:
+                enc = "latin-1"
+            src = f"read_csv('{path}', all_varchar = true, encoding = '{enc}')"
+        conn.execute(f"select count(*), max(columns(*)) from {src}").fetchall()
+    return time.perf_counter() - t
+
+
+def stage_times(instance, result, sampler: RssSampler) -> dict:
+    """Per Dagster step: seconds and peak RSS, from the run's event log."""
+    starts, ends = {}, {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            ends[event.step_key] = entry.timestamp
+    names = {"reference_data": "reference", "intake__deliveries": "intake_validation",
+             "pseudonymised": "pseudonymisation", "dbt_models": "dbt_build", "release": "publication"}  # fmt: skip
+    out = {}
+    for step, label in names.items():
+        if step in starts and step in ends:
+            out[label] = {
+                "seconds": round(ends[step] - starts[step], 1),
+                "peak_rss_mb": sampler.peak_mb(starts[step], ends[step]),
+            }
+    return out
+
+
+def dbt_split(home: Path) -> dict:
+    """Time of dbt models vs dbt tests, from run_results.json."""
+    results = json.loads((home / "dbt" / "target" / "run_results.json").read_text())["results"]
+    models = sum(r["execution_time"] for r in results if r["unique_id"].startswith("model."))
+    tests = sum(
+        r["execution_time"] for r in results if r["unique_id"].startswith(("test.", "unit_test."))
+    )
+    return {"dbt_models_s": round(models, 1), "dbt_tests_s": round(tests, 1)}
+
+
+def add_nightly_delivery(home: Path, fraction: float, total_rows: int) -> int:
+    """A delivery of new tickets, `fraction` of the sector's rows, for the first member."""
+    import csv
+
+    import duckdb
+
+    with (home / "institutions.csv").open() as fh:
+        code = next(csv.DictReader(fh))["code"]
+    events = home / "landing" / code
+    events.mkdir(parents=True, exist_ok=True)
+    rows = max(int(total_rows * fraction), 1)
+    path = events / f"{code}_tickets_nightly.csv"
+    year = time.localtime().tm_year
+    duckdb.connect().execute(
+        f"""
+        copy (
+            select 'N' || i as ticket_id, 'NO' || (i // 2) as order_id, 'NIGHTLY' as event_id,
+                   '{year}-12-01 20:00:00' as event_start, '{year}-11-01 10:00:00' as sold_at,
+                   '19.50' as price, 'nightly' || (i % {max(rows // 3, 1)}) || '@example.org' as email,
+                   '1011 AB' as postcode
+            from range({rows}) t(i)
+        ) to '{path}' (header, delimiter ',')
+        """
+    )
+    return rows
+
+
+def run_size(rows: int, seed: int) -> dict:
+    from publieksdata.settings import DataHome
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "home"
+        os.environ.update({
+            "PUBLIEKSDATA_HOME": str(root),
+            "PUBLIEKSDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "PUBLIEKSDATA_WAREHOUSE": str(root / "warehouse.duckdb"),
+            "DAGSTER_HOME": str(root / "dagster"),
+            "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+        })  # fmt: skip
+        home = DataHome(root)
+        home.create()
+        from orchestration.environment import configure_environment
+        from privacy.keyring import create_keyring
+
+        configure_environment(home)
+        create_keyring(home)
+        from publieksdata.synthetic import generate_sector
+
+        sampler = RssSampler()
+        sampler.start()
+        persons = int(rows / ROWS_PER_PERSON)
+        institutions = 30 if rows <= 300_000 else 60 if rows <= 3_000_000 else 100
+        t0 = time.time()
+        generated = generate_sector(
+            root, institutions=institutions, persons=persons, years=3, seed=seed
+        )
+        t1 = time.time()
+        floor = floor_seconds(home.landing)
+
+        import dagster as dg
+
+        from orchestration.project import prepare_manifest
+
+        prepare_manifest()
+        from orchestration.definitions import defs
+
+        job = defs.resolve_job_def("sector_refresh")
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        with dg.DagsterInstance.get() as instance:
+            t2 = time.time()
+            result = job.execute_in_process(instance=instance, run_config=quiet)
+            t3 = time.time()
+            full = {
+                "wall_s": round(t3 - t2, 1),
+                "stages": stage_times(instance, result, sampler),
+                **dbt_split(root),
+            }
+            nightly_rows = add_nightly_delivery(root, 0.01, generated["tickets"])
+            t4 = time.time()
+            result2 = job.execute_in_process(instance=instance, run_config=quiet)
+            t5 = time.time()
+            nightly = {"rows": nightly_rows, "wall_s": round(t5 - t4, 1),
+                       "stages": stage_times(instance, result2, sampler), **dbt_split(root)}  # fmt: skip
+        sampler.stop()
+        return {
+            "rows": generated["tickets"],
+            "institutions": institutions,
+            "persons": persons,
+            "generate": {"seconds": round(t1 - t0, 1), "peak_rss_mb": sampler.peak_mb(t0, t1)},
+            "floor_s": round(floor, 1),
+            "full": full,
+            "job_over_floor": round(full["wall_s"] / floor, 1) if floor else None,
+            "nightly_1pct": nightly,
+            "nightly_over_full": round(nightly["wall_s"] / full["wall_s"], 2),
+            "peak_rss_mb": sampler.peak_mb(t2, t5),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    report = {"machine": {"cores": os.cpu_count()}, "runs": []}
+    for rows in args.rows:
+        report["runs"].append(run_size(rows, args.seed))
+        print(json.dumps(report["runs"][-1], indent=2), flush=True)
+    if len(report["runs"]) >= 2:
+        a, b = report["runs"][0], report["runs"][-1]
+        report["scaling"] = {
+            "rows_ratio": round(b["rows"] / a["rows"], 1),
+            "time_ratio": round(b["full"]["wall_s"] / a["full"]["wall_s"], 1),
+        }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""A static guard: no published column can carry a person key.
+
+Nothing published may carry a person key (metrics.md). The dbt tests check the
+*values* of a build; this guard checks the *SQL*, so a model that would leak
+fails even when today's data happens not to show it. It parses the compiled SQL
+of every published dbt model and of every model upstream of it (sqlglot, DuckDB
+dialect), and traces each output column back through CTEs, subqueries, joins,
+unions and upstream models to the columns it is computed from.
+
+A column is a person key when its name says so at the root (a source or a
+relation outside the dbt graph: ``person_key``, ``*pseudonym``, ``record_key``).
+Taint flows through every expression (functions, casts, arithmetic, CASE,
+comparisons, string operations, min/max/any_value/first/list/string_agg ...)
+except these, which reduce a person key to something that is not one:
+
+- ``count(...)``, ``count(distinct ...)``, ``count_if(...)``,
+  ``approx_count_distinct(...)``;
+- ``... is null`` / ``... is not null``;
+- the PARTITION BY and ORDER BY of a window (the window's function still counts)
+  and the FILTER of an aggregate;
+- join conditions, WHERE, GROUP BY and HAVING, which select rows but put no value
+  in a column.
+
+So ``sum(hash(person_key))`` is a finding, and so is a cell key computed from
+record keys and used in a select expression; a value that only *joins* on such a
+key (a lookup table's deviation) is not. The guard errs on the side of a
+finding: a model it cannot parse or a ``select *`` it cannot expand is one too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, build_scope
+
+from publieksdata.settings import DataHome, PublieksdataError
+
+PUBLISHED_SCHEMA = "published"
+PERSON_KEY_NAME = re.compile(r"^(person_key|record_key|pseudonym|.*_pseudonym)$", re.IGNORECASE)
+_REDUCING = (exp.Count, exp.CountIf, exp.ApproxDistinct)
+_MAX_PATH = 6
+
+Origin = str | None  # None: the column carries no person key; else the path it carries one by
+Relation = tuple[str, str]  # (schema, name), lower case
+
+
+@dataclass(frozen=True)
+class Finding:
+    model: str
+    column: str
+    origin: str
+
+    def __str__(self) -> str:
+        return f"{self.model}.{self.column} can carry a person key ({self.origin})"
+
+
+@dataclass(frozen=True)
+class GuardReport:
+    models: int
+    columns: int
+    findings: list[Finding]
+
+
+class _Lineage:
+    """Person-key taint of the output columns of one query, given its input relations."""
+
+    def __init__(self, inputs: dict[Relation, dict[str, Origin]]):
+        self.inputs = inputs
+        self.memo: dict[tuple[int, str], Origin] = {}
+
+    def outputs(self, root: Scope) -> dict[str, Origin]:
+        expression = root.expression
+        names = expression.named_selects
+        return {name: self.projection(root, name, i) for i, name in enumerate(names)}
+
+    def projection(self, scope: Scope, name: str, index: int | None = None) -> Origin:
+        key = (id(scope), name)
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = None  # a recursive CTE reaches itself: its base case decides
+        result = self._projection(scope, name, index)
+        self.memo[key] = result
+        return result
+
+    def _projection(self, scope: Scope, name: str, index: int | None) -> Origin:
+        expression = scope.expression
+        if isinstance(expression, exp.SetOperation):
+            if index is None:
+                names = expression.named_selects
+                index = names.index(name) if name in names else None
+            if index is None:
+                return _by_name(name)
+            for branch in scope.set_operation_scopes:
+                branch_names = branch.expression.named_selects
+                if index < len(branch_names):
+                    origin = self.projection(branch, branch_names[index], index)
+                    if origin:
+                        return origin
+            return None
+        if not isinstance(expression, exp.Select):  # a table function (unnest ...)
+            args = [a for a in expression.iter_expressions() if not isinstance(a, exp.Query)]
+            origins = (self.expr(scope.parent or scope, a) for a in args)
+            return next((o for o in origins if o), None)
+        for projection in expression.selects:
+            if projection.alias_or_name == name and not isinstance(projection, exp.Star):
+                return self.expr(scope, projection)
+        # a star that could not be expanded: any source may hold the column
+        for source_name in scope.selected_sources:
+            origin = self.source_column(scope, source_name, name)
+            if origin:
+                return origin
+        return None
+
+    def expr(self, scope: Scope, node: exp.Expression) -> Origin:
+        if isinstance(node, _REDUCING):
+            return None
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
+            return None
+        if isinstance(node, exp.Window | exp.Filter):
+            return self.expr(scope, node.this)
+        if isinstance(node, exp.Subquery):
+            return self.expr(scope, node.this)
+        if isinstance(node, exp.Select | exp.SetOperation):  # a scalar subquery
+            sub = next((s for s in scope.subquery_scopes if s.expression is node), None)
+            sub = sub or build_scope(node)
+            if sub is None:
+                return None
+            for i, name in enumerate(sub.expression.named_selects):
+                origin = self.projection(sub, name, i)
+                if origin:
+                    return origin
+            return None
+        if isinstance(node, exp.Column):
+            return self.column(scope, node)
+        for child in node.iter_expressions():
+            origin = self.expr(scope, child)
+            if origin:
+                return origin
+        return None
+
+    def column(self, scope: Scope, column: exp.Column) -> Origin:
+        name = column.name
+        table = column.table
+        current: Scope | None = scope
+        while current is not None:  # correlated references live in an outer scope
+            if table and table in current.sources:
+                return self.source_column(current, table, name)
+            if not table and len(current.selected_sources) == 1:
+                return self.source_column(current, next(iter(current.selected_sources)), name)
+            current = current.parent if table else None
+        if not table:  # unqualified with several sources: any of them may hold it
+            for source_name in scope.selected_sources:
+                origin = self.source_column(scope, source_name, name)
+                if origin:
+                    return origin
+        return _by_name(name)
+
+    def source_column(self, scope: Scope, source_name: str, name: str) -> Origin:
+        source = scope.sources.get(source_name)
+        if isinstance(source, Scope):
+            return self.projection(source, name)
+        if isinstance(source, exp.Table):
+            relation = (source.db.lower(), source.name.lower())
+            columns = self.inputs.get(relation)
+            here = f"{relation[0]}.{relation[1]}.{name}" if relation[0] else f"{relation[1]}.{name}"
+            if columns is not None and name.lower() in columns:
+                upstream = columns[name.lower()]
+                return _join_path(here, upstream) if upstream else None
+            return here if PERSON_KEY_NAME.match(name) else None
+        return _by_name(name)
+
+
+def _by_name(name: str) -> Origin:
+    return name if PERSON_KEY_NAME.match(name) else None
+
+
+def _join_path(here: str, upstream: str) -> str:
+    parts = [here] + upstream.split(" <- ")
+    if len(parts) > _MAX_PATH:
+        parts = parts[: _MAX_PATH - 1] + ["...", parts[-1]]
+    return " <- ".join(parts)
+
+
+def column_lineage(sql: str, inputs: dict[Relation, dict[str, Origin]]) -> dict[str, Origin]:
+    """Taint of each output column of one compiled SELECT, given the taint of its inputs.
+
+    ``inputs`` maps (schema, relation) to {column: origin or None}; a relation that is not in
+    it is judged by column names only.
+    """
+    try:
+        parsed = sqlglot.parse_one(sql, dialect="duckdb")
+        schema: dict = {}
+        for (db, table), columns in inputs.items():
+            if columns:
+                schema.setdefault(db, {})[table] = {c: "TEXT" for c in columns}
+        qualified = qualify(
+            parsed,
+            dialect="duckdb",
+            schema=_with_catalogs(parsed, schema),
+            validate_qualify_columns=False,
+            identify=False,
+        )
+        root = build_scope(qualified)
+    except SqlglotError as exc:
+        raise PublieksdataError(f"cannot parse: {str(exc).splitlines()[0]}") from None
+    if root is None:
+        raise PublieksdataError("not a query")
+    outputs = _Lineage(inputs).outputs(root)
+    if "*" in outputs:
+        outputs["*"] = "a select * over a relation whose columns are unknown"
+    return {name.lower(): origin for name, origin in outputs.items()}
+
+
+def _with_catalogs(parsed: exp.Expression, schema: dict) -> dict:
+    """The schema nested under every catalog the query names (dbt-duckdb writes catalog.db.t)."""
+    catalogs = {t.catalog for t in parsed.find_all(exp.Table) if t.catalog}
+    if not catalogs or not schema:
+        return schema
+    return {catalog: schema for catalog in catalogs}
+
+
+def _relation(relation_name: str | None) -> Relation | None:
+    if not relation_name:
+        return None
+    table = exp.to_table(relation_name, dialect="duckdb")
+    return (table.db.lower(), table.name.lower())
+
+
+def check_manifest(
+    manifest: dict,
+    *,
+    source_columns: dict[Relation, list[str]] | None = None,
+    published_tables: list[str] | None = None,
+) -> GuardReport:
+    """Findings for every published model of a dbt manifest that holds compiled SQL.
+
+    ``source_columns`` gives the columns of sources (and other relations) that dbt does not
+    describe; ``published_tables`` the tables the release would export, so a table in schema
+    ``published`` that no model builds (left over from a renamed model) is a finding too.
+    """
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    source_columns = source_columns or {}
+    published = sorted(
+        uid for uid, node in manifest.get("nodes", {}).items()
+        if node.get("resource_type") == "model"
+        and (node.get("config", {}).get("schema") or node.get("schema")) == PUBLISHED_SCHEMA
+    )  # fmt: skip
+    taint: dict[str, dict[str, Origin]] = {}
+
+    def visit(uid: str, trail: tuple[str, ...] = ()) -> dict[str, Origin]:
+        if uid in taint:
+            return taint[uid]
+        node = nodes.get(uid)
+        if node is None:
+            return {}
+        relation = _relation(node.get("relation_name"))
+        if node.get("resource_type") != "model":
+            names = list(node.get("columns", {})) or (source_columns.get(relation) or [])
+            where = ".".join(relation or (node.get("name", uid),))
+            taint[uid] = {n.lower(): f"{where}.{n}" if _by_name(n) else None for n in names}
+            return taint[uid]
+        if uid in trail:
+            return {}
+        inputs: dict[Relation, dict[str, Origin]] = {}
+        for parent in node.get("depends_on", {}).get("nodes", []):
+            parent_relation = _relation(nodes.get(parent, {}).get("relation_name"))
+            parent_columns = visit(parent, trail + (uid,))
+            if parent_relation is not None:
+                inputs[parent_relation] = parent_columns
+        for relation_key, names in source_columns.items():
+            inputs.setdefault(relation_key, {n.lower(): _by_name(n) for n in names})
+        sql = node.get("compiled_code")
+        if not sql:
+            raise PublieksdataError(
+                f"model {node.get('name', uid)} has no compiled SQL in the manifest: "
+                "run dbt compile or dbt build first"
+            )
+        try:
+            taint[uid] = column_lineage(sql, inputs)
+        except PublieksdataError as exc:
+            raise PublieksdataError(f"model {node.get('name', uid)}: {exc}") from None
+        return taint[uid]
+
+    findings: list[Finding] = []
+    columns = 0
+    built = set()
+    for uid in published:
+        node = nodes[uid]
+        built.add(node["name"].lower())
+        outputs = visit(uid)
+        columns += len(outputs)
+        for column, origin in sorted(outputs.items()):
+            if origin:
+                findings.append(Finding(f"{PUBLISHED_SCHEMA}.{node['name']}", column, origin))
+    for table in published_tables or []:
+        if table.lower() not in built:
+            findings.append(
+                Finding(
+                    f"{PUBLISHED_SCHEMA}.{table}",
+                    "*",
+                    "no dbt model builds this table, so its SQL cannot be checked: drop it",
+                )
+            )
+    return GuardReport(len(published), columns, findings)
+
+
+def _warehouse_relations(home: DataHome) -> tuple[dict[Relation, list[str]], list[str]]:
+    """(columns of the pipeline's own tables, tables in schema published) of the warehouse."""
+    if not home.warehouse.exists():
+        return {}, []
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        rows = conn.execute(
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "where schema_name in ('pseudo', 'reference', 'meta', 'intake') "
+            "order by schema_name, table_name, column_index"
+        ).fetchall()
+        published = [
+            r[0]
+            for r in conn.execute(
+                "select table_name from duckdb_tables() where schema_name = ?", [PUBLISHED_SCHEMA]
+            ).fetchall()
+        ]
+    finally:
+        conn.close()
+    columns: dict[Relation, list[str]] = {}
+    for schema, table, column in rows:
+        columns.setdefault((schema.lower(), table.lower()), []).append(column)
+    return columns, published
+
+
+def check_release(home: DataHome, manifest_path: Path | None = None) -> GuardReport:
+    """Check what the next release would publish; raise PublieksdataError on any finding.
+
+    Reads the manifest of the last dbt run against this data home (``<home>/dbt/target``),
+    which holds the compiled SQL of exactly the tables the warehouse now has.
+    """
+    manifest_path = manifest_path or home.dbt / "target" / "manifest.json"
+    if not manifest_path.is_file():
+        raise PublieksdataError(
+            f"no compiled dbt manifest at {manifest_path}: the dbt build must run before a release"
+        )
+    source_columns, published = _warehouse_relations(home)
+    report = check_manifest(
+        json.loads(manifest_path.read_text()),
+        source_columns=source_columns,
+        published_tables=published,
+    )
+    if report.findings:
+        shown = "; ".join(str(f) for f in report.findings[:3])
+        more = f" (and {len(report.findings) - 3} more)" if len(report.findings) > 3 else ""
+        raise PublieksdataError(f"publication blocked by the person-key guard: {shown}{more}")
+    return report
