@@ -188,3 +188,18 @@ def test_a_failing_dbt_test_blocks_publication(home, monkeypatch):
         for e in result.all_events
     )
     assert current_release(home) == first
+
+
+def test_release_metadata_counts_rows_and_suppressed_cells(tmp_path):
+    from orchestration.assets.publication import _table_summary
+
+    conn = duckdb.connect(str(tmp_path / "marts.duckdb"))
+    conn.execute(
+        "create table benchmark as select * from (values (12, false), (null, true)) t(n_persons, suppressed)"
+    )
+    conn.execute("create table market_sector as select 1 as x")
+    conn.close()
+    assert _table_summary(tmp_path) == {
+        "benchmark": {"rows": 2, "rows_with_suppressed_cells": 1},
+        "market_sector": {"rows": 1, "rows_with_suppressed_cells": None},
+    }

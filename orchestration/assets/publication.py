@@ -1,6 +1,10 @@
 """Publication: a release of the published marts, only after every dbt test passed."""
 
+import hashlib
+from pathlib import Path
+
 import dagster as dg
+import duckdb
 
 from exports.release import publish_release, remove_incomplete
 from orchestration.assets.dbt import published_model_keys
@@ -25,9 +29,32 @@ def release(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             "release_id": rel.release_id,
             "path": dg.MetadataValue.path(str(rel.path)),
-            "tables": dg.MetadataValue.json(rel.manifest["tables"]),
+            "tables": dg.MetadataValue.json(_table_summary(rel.path)),
+            "files_checksummed": len(rel.manifest["files"]),
+            "manifest_sha256": hashlib.sha256(
+                (rel.path / "manifest.json").read_bytes()
+            ).hexdigest(),
             "k": rel.manifest["k"],
             "person_key_guard": f"{guard.columns} columns of {guard.models} published models "
             "traced: none carries a person key",
         }
     )
+
+
+def _table_summary(release_path: Path) -> dict:
+    """Per published table: rows, and rows with a suppressed cell (counts only, no values)."""
+    conn = duckdb.connect(str(release_path / "marts.duckdb"), read_only=True)
+    try:
+        summary = {}
+        for (table,) in conn.execute(
+            "select table_name from duckdb_tables() order by 1"
+        ).fetchall():
+            cols = {r[0] for r in conn.execute(f'describe "{table}"').fetchall()}
+            rows, suppressed = conn.execute(
+                f"select count(*), {'count(*) filter (where suppressed)' if 'suppressed' in cols else 'null'} "
+                f'from "{table}"'
+            ).fetchone()
+            summary[table] = {"rows": rows, "rows_with_suppressed_cells": suppressed}
+        return summary
+    finally:
+        conn.close()
