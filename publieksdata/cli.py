@@ -130,6 +130,13 @@ def cmd_keys_rotate(home: DataHome, args) -> None:
     print_summary(result)
 
 
+def cmd_reference(home: DataHome, args) -> None:
+    from ingest.cbs import load_cbs_pc4
+
+    n = load_cbs_pc4(home, args.cbs_stats, args.areas)
+    print(f"reference/pc4.csv now holds {n} PC4 areas from CBS (Bron: CBS, CC BY 4.0)")
+
+
 def cmd_status(home: DataHome, args) -> None:
     from publieksdata.pipeline import summary
 
@@ -222,6 +229,14 @@ def build_parser(redact: bool = False) -> argparse.ArgumentParser:
         "rotate",
         help="new key version; re-key the warehouse from its pseudonyms, rebuild and republish",
     )
+    reference = sub.add_parser(
+        "reference",
+        help="replace reference/pc4.csv with the real CBS statistics per PC4 (CC BY 4.0, CBS)",
+    )
+    reference.add_argument("--cbs-stats", type=Path, required=True,
+                           help="CBS kerncijfers per postcode (PC4), CSV or XLSX")  # fmt: skip
+    reference.add_argument("--areas", type=Path, required=True,
+                           help="per PC4: gemeente_code, gemeente_naam, provincie, lat, lon")  # fmt: skip
     return parser
 
 
@@ -242,7 +257,7 @@ class _RedactingParser(argparse.ArgumentParser):
 
 COMMANDS = {"init": cmd_init, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo,
             "status": cmd_status, "erase": cmd_erase, "keys": cmd_keys_rotate,
-            "releases": cmd_releases}  # fmt: skip
+            "releases": cmd_releases, "reference": cmd_reference}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

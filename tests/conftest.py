@@ -6,26 +6,31 @@ import pytest
 
 from publieksdata.settings import DataHome
 
-TEST_MASTER_KEY = base64.urlsafe_b64encode(b"\x01" * 32).decode()
+TEST_MASTER_KEY = base64.urlsafe_b64encode(b"\x01" * 32).decode()  # the key of `home`
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
-    """A fresh data home with its own master key, warehouse and Dagster instance."""
-    root = tmp_path / "home"
-    monkeypatch.setenv("PUBLIEKSDATA_HOME", str(root))
-    monkeypatch.setenv("PUBLIEKSDATA_MASTER_KEY", TEST_MASTER_KEY)
-    monkeypatch.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
-    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
-    monkeypatch.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
-    monkeypatch.delenv("PUBLIEKSDATA_MASTER_KEY_FILE", raising=False)
-    monkeypatch.delenv("PUBLIEKSDATA_K", raising=False)
+def isolated_home(root: Path, mp: pytest.MonkeyPatch, key_byte: bytes = b"\x01") -> DataHome:
+    """A fresh data home at ``root`` with its own master key, keyring, warehouse and Dagster
+    instance; every setting that points elsewhere is redirected through ``mp``."""
+    mp.setenv("PUBLIEKSDATA_HOME", str(root))
+    mp.setenv("PUBLIEKSDATA_MASTER_KEY", base64.urlsafe_b64encode(key_byte * 32).decode())
+    mp.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
+    mp.setenv("DAGSTER_HOME", str(root / "dagster"))
+    mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
+    mp.delenv("PUBLIEKSDATA_MASTER_KEY_FILE", raising=False)
+    mp.delenv("PUBLIEKSDATA_K", raising=False)
     h = DataHome(root)
     h.create()
     from privacy.keyring import create_keyring
 
     create_keyring(h)
     return h
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
+    """A fresh data home per test (see isolated_home)."""
+    return isolated_home(tmp_path / "home", monkeypatch)
 
 
 def write_minimal_sector(home: DataHome) -> None:

@@ -4,7 +4,7 @@ import json
 
 import duckdb
 import pytest
-from conftest import deliver
+from conftest import deliver, isolated_home
 from privacy_scan import find_identifiers
 
 from exports.release import current_release, verify_release
@@ -91,21 +91,7 @@ def finished_job(tmp_path_factory):
     """One generated sector, one run of the whole job: shared by the assertions below."""
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("e2e") / "home"
-    import base64
-
-    from publieksdata.settings import DataHome
-
-    mp.setenv("PUBLIEKSDATA_HOME", str(root))
-    mp.setenv("PUBLIEKSDATA_MASTER_KEY", base64.urlsafe_b64encode(b"\x07" * 32).decode())
-    mp.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-    mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
-    mp.delenv("PUBLIEKSDATA_K", raising=False)
-    home = DataHome(root)
-    home.create()
-    from privacy.keyring import create_keyring
-
-    create_keyring(home)
+    home = isolated_home(root, mp, b"\x07")
     generate_sector(root, institutions=10, persons=2500, years=2, seed=11)
     truth = json.loads((root / "synthetic" / "truth.json").read_text())
     # a member of our own with canary identifiers in twelve tickets

@@ -6,7 +6,6 @@ The report is rendered by headless Chromium when /usr/bin/chromium exists (Debia
 
 from __future__ import annotations
 
-import base64
 import csv
 import re
 import shutil
@@ -15,11 +14,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import isolated_home
 from test_exports import assert_packages_name_no_other_member
 
 from exports.packages import read_registry
 from exports.release import current_release, verify_release
-from publieksdata.settings import DataHome
 
 CHROMIUM = Path("/usr/bin/chromium")
 PUBLISHED_TABLES = {"benchmark", "loyalty_summary", "loyalty_frequency", "loyalty_cohorts",
@@ -29,22 +28,12 @@ PUBLISHED_TABLES = {"benchmark", "loyalty_summary", "loyalty_frequency", "loyalt
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    from privacy.keyring import create_keyring
     from publieksdata.pipeline import run_job
     from publieksdata.synthetic import generate_sector
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("exports_e2e") / "home"
-    mp.setenv("PUBLIEKSDATA_HOME", str(root))
-    mp.setenv("PUBLIEKSDATA_MASTER_KEY", base64.urlsafe_b64encode(b"\x05" * 32).decode())
-    mp.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-    mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
-    mp.delenv("PUBLIEKSDATA_K", raising=False)
-    mp.delenv("PUBLIEKSDATA_MASTER_KEY_FILE", raising=False)
-    home = DataHome(root)
-    home.create()
-    create_keyring(home)
+    home = isolated_home(root, mp, b"\x05")
     generate_sector(root, institutions=10, persons=3000, years=2, seed=7)
     run_job(home)
     yield home, current_release(home)

@@ -5,20 +5,18 @@ followed by the whole job: ``keys rotate``; a second delivery of the same twelve
 ``erase`` of one of them while a third delivery that brings that person again waits.
 """
 
-import base64
 import contextlib
 import io
 import json
 
 import duckdb
 import pytest
-from conftest import deliver
+from conftest import deliver, isolated_home
 from privacy_scan import find_identifiers
 
 from exports.release import current_release
 from publieksdata import cli
 from publieksdata.pipeline import run_job
-from publieksdata.settings import DataHome
 from publieksdata.synthetic import generate_sector
 
 MEMBER = "lifecycle_zaal"
@@ -72,17 +70,7 @@ def command(argv) -> tuple[int, str]:
 def lifecycle(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("lifecycle") / "home"
-    mp.setenv("PUBLIEKSDATA_HOME", str(root))
-    mp.setenv("PUBLIEKSDATA_MASTER_KEY", base64.urlsafe_b64encode(b"\x09" * 32).decode())
-    mp.setenv("PUBLIEKSDATA_WAREHOUSE", str(root / "warehouse.duckdb"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-    mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
-    mp.delenv("PUBLIEKSDATA_K", raising=False)
-    home = DataHome(root)
-    home.create()
-    from privacy.keyring import create_keyring
-
-    create_keyring(home)
+    home = isolated_home(root, mp, b"\x09")
     generate_sector(root, institutions=4, persons=600, years=2, seed=5)
     year = json.loads((root / "synthetic" / "truth.json").read_text())["years"][-1]
     with home.registry.open("a") as fh:
