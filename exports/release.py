@@ -68,11 +68,12 @@ def published_tables(conn: duckdb.DuckDBPyConnection, db: str = "wh") -> list[st
 
 def _new_release_id(home: DataHome) -> str:
     base = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    release_id, n = base, 1
-    while (home.published / release_id).exists():
-        n += 1
-        release_id = f"{base}-{n}"
-    return release_id
+    # a later release of the same second sorts after every one still there, also when the
+    # first ones of that second were already pruned
+    taken = [_release_order(p.name)[1] for p in home.published.glob(f"{base}*") if p.is_dir()]
+    if not taken:
+        return base
+    return f"{base}-{max(taken) + 1}"
 
 
 def keep_releases() -> int:

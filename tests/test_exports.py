@@ -405,3 +405,25 @@ def test_the_package_scan_itself_finds_a_planted_name(warehouse_home):
     conn.close()
     with pytest.raises(AssertionError, match="th_zuidoost"):
         assert_packages_name_no_other_member(rel.path, MEMBERS)
+
+
+def test_release_ids_of_one_second_keep_their_order_after_pruning(tmp_path, monkeypatch):
+    """Regression: with the first releases of a second pruned, a new one must not reuse the
+    bare id (it would sort before the ones still there)."""
+    from datetime import UTC, datetime
+
+    import exports.release as release_module
+    from publieksdata.settings import DataHome
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 22, 0, 41, 43, tzinfo=UTC)
+
+    monkeypatch.setattr(release_module, "datetime", Frozen)
+    home = DataHome(tmp_path)
+    (tmp_path / "published" / "20261122T004143Z-3").mkdir(parents=True)
+    new = release_module._new_release_id(home)
+    assert new == "20261122T004143Z-4"
+    (tmp_path / "published" / new).mkdir()
+    assert list_releases(home) == ["20261122T004143Z-3", "20261122T004143Z-4"]
