@@ -55,7 +55,10 @@ def cmd_demo(home: DataHome, args) -> None:
     cmd_generate(home, args)
     print("running the job (intake, privacy, dbt build and tests, publication) ...")
     cmd_run(home, args)
-    print("open the Dagster UI with: dagster dev -w workspace.yaml")
+    print(
+        f"open the Dagster UI with: PUBLIEKSDATA_HOME={home.root} DAGSTER_HOME={home.dagster} "
+        ".venv/bin/dagster dev -w workspace.yaml"
+    )
 
 
 def cmd_erase(home: DataHome, args) -> None:
