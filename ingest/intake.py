@@ -29,6 +29,7 @@ from ingest.standard import EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
 from ingest.typed import typed_events_sql, typed_tickets_sql
 from ingest.validate import FIXES, Problem, validate_typed
 from privacy.keyring import open_keyring
+from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome
 from publieksdata.warehouse import work_connection
 
@@ -236,7 +237,12 @@ def take_deliveries(
                     path.unlink()
                     continue
                 if "__" not in path.name:
-                    continue  # a canonical file: the privacy step's
+                    # a canonical file: the privacy step's, unless its rows were committed
+                    # by a run that died before deleting it
+                    delivery_id = path.name.split(".", 1)[0]
+                    if ledger.status_of(conn, delivery_id) == "accepted":
+                        path.unlink()
+                    continue
                 delivery_id, name = _original_name(path)
                 if ledger.find_by_sha(conn, sha256_of(DeliveryFile(path, file_key))) is not None:
                     path.unlink()  # its canonical form was already recorded
@@ -260,6 +266,7 @@ def take_deliveries(
                 quarantined = quarantine_file(
                     home, upload, institution, name, delivery_id, file_key
                 )
+                fault_point("intake.after_quarantine")
                 outcomes.append(process_file(conn, home, institution, quarantined, members,
                                              file_key=file_key, file_name=name,
                                              delivery_id=delivery_id, sha=sha,

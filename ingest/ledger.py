@@ -46,3 +46,10 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(
         conn.execute("select status, count(*) from wh.intake.deliveries group by status").fetchall()
     )
+
+
+def status_of(conn: duckdb.DuckDBPyConnection, delivery_id: str) -> str | None:
+    row = conn.execute(
+        "select status from wh.intake.deliveries where delivery_id = ?", [delivery_id]
+    ).fetchone()
+    return row[0] if row else None

@@ -21,6 +21,7 @@ from ingest.sealed import sealed_url
 from privacy.erasure import add_to_suppression_list, unlink_erased
 from privacy.keyring import Keyring, open_keyring
 from privacy.pseudonymise import customer_map, email_map, fallback_map, phone_map
+from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import check_keyring, work_connection
 
@@ -248,6 +249,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 soft = _pseudonymise_events(conn, institution, delivery_id)
             rows = conn.execute("select count(*) from d").fetchone()[0]
             conn.execute("drop view d")
+            fault_point("privacy.after_commit")
             path.unlink()
             log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, rows)
             outcomes.append(PrivacyOutcome(delivery_id, institution, kind, rows, soft))
