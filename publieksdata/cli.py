@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -47,7 +49,12 @@ def cmd_generate(home: DataHome, args) -> None:
 def cmd_run(home: DataHome, args) -> None:
     from publieksdata.pipeline import run_job
 
-    print_summary(run_job(home))
+    if args.verbose:
+        summary = run_job(home)
+    else:  # dbt's progress lines (dagster-dbt echoes them) stay in data/dbt/logs/dbt.log
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            summary = run_job(home)
+    print_summary(summary)
 
 
 def cmd_demo(home: DataHome, args) -> None:
@@ -271,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        for noisy in ("dagster", "dagster_dbt", "great_expectations"):
+        for noisy in ("dagster", "dagster.builtin", "dagster_dbt", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         home = data_home()
