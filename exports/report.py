@@ -221,6 +221,16 @@ def _num(v) -> float | None:
     return None if f != f else f
 
 
+def _own_series(label: str, rows: Sequence[dict], column: str = "share") -> Series:
+    """The member's own values of ``column`` per row, with each row's suppression flag."""
+    return Series(
+        label,
+        OWN,
+        [_num(r.get(column)) for r in rows],
+        [bool(r.get("suppressed")) for r in rows],
+    )
+
+
 def _rows_for_year(table: Table | None, year: int) -> list[dict]:
     return [r for r in (table.rows if table else []) if r.get("year") == year]
 
@@ -545,12 +555,7 @@ def _loyalty(tables: dict[str, Table], year: int, k: int) -> str:
                 ("1 keer" if r["frequency_band"] == "1" else f"{r['frequency_band']} keer")
                 for r in rows
             ]
-            s = Series(
-                "aandeel van uw bezoekers",
-                OWN,
-                [_num(r.get("share")) for r in rows],
-                [bool(r.get("suppressed")) for r in rows],
-            )
+            s = _own_series("aandeel van uw bezoekers", rows)
             suppressed_any |= any(s.suppressed)
             out.append(
                 charts.bar_chart(
@@ -635,12 +640,7 @@ def _loyalty(tables: dict[str, Table], year: int, k: int) -> str:
                 + (" (andere instellingen)" if r.get("is_own_discipline") else "")
                 for r in rows
             ]
-            s = Series(
-                "deel van uw bezoekers dat ook hier kwam",
-                OWN,
-                [_num(r.get("share")) for r in rows],
-                [bool(r.get("suppressed")) for r in rows],
-            )
+            s = _own_series("deel van uw bezoekers dat ook hier kwam", rows)
             suppressed_any |= any(s.suppressed)
             base = _num(rows[0].get("n_base_persons"))
             out.append(
@@ -865,12 +865,7 @@ def _market(tables: dict[str, Table], year: int, k: int, inst: Institution) -> s
         if rows:
             radius = _num(rows[0].get("catchment_radius_km"))
             where = f"binnen {fmt_int(radius)} km" if radius else "in heel Nederland"
-            s_own = Series(
-                "uw bezoekers",
-                OWN,
-                [_num(r.get("share")) for r in rows],
-                [bool(r.get("suppressed")) for r in rows],
-            )
+            s_own = _own_series("uw bezoekers", rows)
             s_pop = Series(
                 f"inwoners {where}", POPULATION, [_num(r.get("population_share")) for r in rows]
             )
@@ -924,12 +919,7 @@ def _market(tables: dict[str, Table], year: int, k: int, inst: Institution) -> s
                 + (" (uw discipline)" if r["discipline"] == inst.discipline else "")
                 for r in rows
             ]
-            s = Series(
-                "bezoekers per 1.000 inwoners",
-                OWN,
-                [_num(r.get("penetration")) for r in rows],
-                [bool(r.get("suppressed")) for r in rows],
-            )
+            s = _own_series("bezoekers per 1.000 inwoners", rows, "penetration")
             out.append(f"<h3>Cultuurbezoek in uw gemeente ({escape(str(name))})</h3>")
             out.append(
                 '<p class="note">Sectorcijfers: bezoekers per 1.000 inwoners van uw gemeente, per '
