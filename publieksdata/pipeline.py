@@ -43,7 +43,8 @@ def run_job(home: DataHome) -> dict:
 
 
 def _root_message(err) -> str:
-    """The innermost error's first line: a PublieksdataError's text, or where to look."""
+    """A PublieksdataError's own text (written to be safe), else only the error's class and where
+    to look: an unexpected error's message could quote a value from a delivery."""
     while err is not None and err.cause is not None:
         err = err.cause
     if err is None:
@@ -54,7 +55,7 @@ def _root_message(err) -> str:
         return first.removeprefix("publieksdata.settings.PublieksdataError: ")
     if "dbt" in err.cls_name.lower():
         return "a dbt model or test failed; see dbt/target/dbt.log in the data home, or the run in the Dagster UI"
-    return first
+    return f"unexpected {err.cls_name}; see the run's log in the Dagster UI"
 
 
 def summary(home: DataHome) -> dict:
