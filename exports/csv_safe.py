@@ -3,7 +3,9 @@
 A spreadsheet treats a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and, in some
 programs, a tab or carriage return) as a formula. Every *text* cell that starts with one of
 those characters is written with a single quote (``'``) in front, which spreadsheets show as
-text. Text that already starts with a quote gets one more, so the rule can be undone without
+text. So is a cell that reaches such a character only after leading white space or invisible
+characters (some programs trim those on import) or that starts with a line feed, and the
+full-width forms ``＝ ＋ － ＠`` (which some programs fold to the plain ones). Text that already starts with a quote gets one more, so the rule can be undone without
 guessing: strip exactly one leading ``'`` from a text cell that starts with one. Numbers are
 written as numbers (a negative number is not a formula) and are never prefixed.
 
@@ -21,11 +23,16 @@ from pathlib import Path
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
+_ALSO_STARTS = ("\n", "＝", "＋", "－", "＠")
+# white space and characters that print as nothing, which an import may strip before a formula
+_LEADING_BLANKS = " \t\r\n\u00a0\u2007\u202f\u3000\u200b\u200c\u200d\u2060\ufeff\u00ad\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def escape_cell(value: str) -> str:
     """A text cell as written: prefixed with ``'`` when a spreadsheet could run it."""
-    if value.startswith(FORMULA_STARTS) or value.startswith(QUOTE):
+    if value.startswith(FORMULA_STARTS + _ALSO_STARTS + (QUOTE,)) or value.lstrip(
+        _LEADING_BLANKS
+    ).startswith(FORMULA_STARTS + _ALSO_STARTS):
         return QUOTE + value
     return value
 

@@ -12,6 +12,14 @@ One publisher at a time: ``published/.lock`` is held (flock) while a release is 
 kernel drops it when the process dies, however it dies. After the switch, releases beyond the
 newest ``PUBLIEKSDATA_KEEP_RELEASES`` (default 14) are deleted, never the one ``current``
 points at.
+
+A publication whose content would equal the current release's is skipped when asked
+(``only_if_changed``, as the job asks): the manifest carries a ``content_fingerprint`` of what
+the release is made of -- every published table's columns and rows (doubles to 12 significant
+digits, rows in any order), the registry, k, the perturbation flag, the code version and the
+data dictionary -- and when the new one equals the current release's (and the current release
+still verifies), ``current`` is kept and nothing is written. Erasure and key rotation force a
+new release regardless.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ DEFAULT_KEEP_RELEASES = 14
 # can open it with any DuckDB from 1.0 on (the DuckDB CLI lags behind the Python package)
 RELEASE_STORAGE_VERSION = "v1.0.0"
 LOCK_NAME = ".lock"
+FINGERPRINT_VERSION = "1"
 
 
 @dataclass
@@ -46,6 +55,7 @@ class Release:
     release_id: str
     path: Path
     manifest: dict
+    unchanged: bool = False  # the current release was kept: its content is the same
 
 
 def _sha256(path: Path) -> str:
@@ -108,8 +118,14 @@ def _publication_lock(home: DataHome) -> Iterator[bool]:
         os.close(fd)
 
 
-def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Release:
-    """Write, verify and switch to a new release of the warehouse's published tables."""
+def publish_release(
+    home: DataHome, *, open_years_perturbed: bool = False, only_if_changed: bool = False
+) -> Release:
+    """Write, verify and switch to a new release of the warehouse's published tables.
+
+    With ``only_if_changed``, a release whose content would equal the current one is not
+    written: the current release is returned with ``unchanged=True``.
+    """
     keep = keep_releases()  # a wrong setting fails before anything is written
     with _publication_lock(home) as locked:
         if not locked:
@@ -118,8 +134,13 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
                 "run again when it has finished"
             )
         _remove_incomplete(home)
+        fingerprint = content_fingerprint(home, open_years_perturbed)
+        if only_if_changed:
+            kept = _current_if_same(home, fingerprint)
+            if kept is not None:
+                return kept
         try:
-            release = _write_release(home, open_years_perturbed)
+            release = _write_release(home, open_years_perturbed, fingerprint)
         except BaseException:
             _remove_incomplete(home)  # a failed release leaves nothing behind
             raise
@@ -127,7 +148,60 @@ def publish_release(home: DataHome, *, open_years_perturbed: bool = False) -> Re
     return release
 
 
-def _write_release(home: DataHome, open_years_perturbed: bool) -> Release:
+def content_fingerprint(home: DataHome, open_years_perturbed: bool = False) -> str:
+    """SHA-256 over what a release would be made of, without its id and time (see the top)."""
+    from exports.dictionary import load_descriptions
+
+    digest = hashlib.sha256()
+
+    def add(label: str, value: object) -> None:
+        digest.update(f"{label}\x1f{value}\x1e".encode())
+
+    add("fingerprint", FINGERPRINT_VERSION)
+    add("code_version", publieksdata.__version__)
+    add("k", k_threshold())
+    add("open_years_perturbed", open_years_perturbed)
+    add("registry", _sha256(home.registry) if home.registry.is_file() else "")
+    add("dictionary", json.dumps(load_descriptions(home.dbt), sort_keys=True))
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute("attach ? as wh (read_only)", [str(home.warehouse)])
+        for table in published_tables(conn):
+            columns = conn.execute(
+                "select column_name, data_type from duckdb_columns() where database_name = 'wh' "
+                "and schema_name = ? and table_name = ? order by column_index",
+                [PUBLISHED_SCHEMA, table],
+            ).fetchall()
+            cells = ", ".join(
+                f"printf('%.12g', \"{name}\")" if kind in ("DOUBLE", "FLOAT")
+                else f"cast(\"{name}\" as varchar)"
+                for name, kind in columns
+            )  # fmt: skip
+            rows, rows_digest = conn.execute(
+                "select count(*), coalesce(md5(string_agg(h, ',' order by h)), '') from "
+                f'(select md5(to_json([{cells}])) as h from wh.{PUBLISHED_SCHEMA}."{table}")'
+            ).fetchone()
+            add("table", json.dumps([table, columns, rows, rows_digest]))
+    finally:
+        conn.close()
+    return digest.hexdigest()
+
+
+def _current_if_same(home: DataHome, fingerprint: str) -> Release | None:
+    """The current release when its content fingerprint is ``fingerprint`` and it verifies."""
+    current = current_release(home)
+    if current is None:
+        return None
+    try:
+        manifest = verify_release(current)
+    except (PublieksdataError, OSError, ValueError, KeyError):
+        return None  # damaged: publish a fresh one
+    if manifest.get("content_fingerprint") != fingerprint:
+        return None
+    return Release(current.name, current, manifest, unchanged=True)
+
+
+def _write_release(home: DataHome, open_years_perturbed: bool, fingerprint: str) -> Release:
     from exports.packages import build_packages
     from exports.report import ReleaseInfo
 
@@ -182,6 +256,7 @@ def _write_release(home: DataHome, open_years_perturbed: bool) -> Release:
         "institutions": packages.institutions,
         "omitted_from_packages": packages.omitted_tables,
         "files": files,
+        "content_fingerprint": fingerprint,
     }
     (incoming / "manifest.json").write_text(json.dumps(manifest, indent=2))
     verify_release(incoming)

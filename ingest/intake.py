@@ -26,8 +26,8 @@ from ingest.registry import load_registry
 from ingest.reports import write_report
 from ingest.sealed import seal_file, sealed_url
 from ingest.standard import EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
-from ingest.typed import typed_events_sql, typed_tickets_sql
-from ingest.validate import FIXES, Problem, validate_typed
+from ingest.typed import detect_date_formats, typed_events_sql, typed_tickets_sql
+from ingest.validate import FIXES, Problem, Validation, check_whole_file, run_expectations
 from privacy.keyring import open_keyring
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome
@@ -54,7 +54,7 @@ class DeliveryOutcome:
 def safe_file_name(name: str) -> str:
     """The base name of an upload, reduced to harmless characters (no paths, no control chars)."""
     base = Path(name.replace("\\", "/")).name
-    cleaned = _SAFE_NAME.sub("_", base).strip("._") or "upload"
+    cleaned = _SAFE_NAME.sub("_", base).lstrip("._-").rstrip("._") or "upload"
     return cleaned[:120]
 
 
@@ -72,12 +72,28 @@ def canonical_path(home: DataHome, institution: str, delivery_id: str) -> Path:
     return home.quarantine / institution / f"{delivery_id}.canonical.parquet"
 
 
+def upload_state(upload: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime) of an upload: if any changes while we read it, it is still being
+    written."""
+    st = upload.stat(follow_symlinks=False)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def plain_upload(path: Path) -> bool:
+    """A regular file, not a symbolic link (a link could point at another member's upload or
+    anywhere outside the data home: it is never followed) and not hidden (``.`` names are
+    uploads in progress by convention)."""
+    return path.is_file() and not path.is_symlink() and not path.name.startswith(".")
+
+
 def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, delivery_id: str,
-                    file_key: bytes) -> Path:  # fmt: skip
+                    file_key: bytes, expect: tuple[int, int, int] | None = None) -> Path | None:  # fmt: skip
     """Move an upload into quarantine, sealed: write ``.partial``, rename, then delete the upload.
 
     A crash before the rename leaves the upload in landing (the partial is removed next run);
     a crash after it leaves both, and the next run records the landing copy as a duplicate.
+    With ``expect`` (upload_state taken before the file was hashed), an upload that changed
+    while it was read is left in landing and None is returned: it is still being written.
     """
     qdir = home.quarantine / institution
     qdir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +101,9 @@ def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, d
     target = qdir / f"{delivery_id}__{name}"
     partial = target.with_name(target.name + ".partial")
     seal_file(upload, partial, file_key)
+    if expect is not None and upload_state(upload) != expect:
+        partial.unlink()
+        return None
     os.replace(partial, target)
     upload.unlink()
     return target
@@ -124,7 +143,21 @@ def _reject(conn, home: DataHome, path: Path, base: dict, problems: list[dict]) 
     )  # fmt: skip
 
 
-def process_file(
+@dataclass
+class _Prepared:
+    """A delivery read, typed and checked as a whole file, waiting for Great Expectations."""
+
+    path: Path
+    base: dict
+    kind: str
+    table: str
+    rows: int
+    columns: list[str]
+    ignored: list[str]
+    checks: Validation
+
+
+def _prepare(
     conn: duckdb.DuckDBPyConnection,
     home: DataHome,
     institution: str,
@@ -133,11 +166,13 @@ def process_file(
     *,
     file_key: bytes,
     file_name: str,
+    table: str,
+    pending_shas: dict[str, str],
     delivery_id: str | None = None,
     sha: str | None = None,
-    today: date | None = None,
-) -> DeliveryOutcome:
-    """Validate one sealed file in quarantine; leave a sealed canonical Parquet or reject it."""
+) -> DeliveryOutcome | _Prepared:
+    """Read one sealed file in quarantine into the typed table ``table`` and run the
+    whole-file rules; an outcome when it is already decided (duplicate, rejected)."""
     source = DeliveryFile(path, file_key)
     sha = sha or sha256_of(source)
     delivery_id = delivery_id or _new_delivery_id(sha)
@@ -149,10 +184,11 @@ def process_file(
         "received_at": datetime.now(UTC).replace(tzinfo=None),
     }
     earlier = ledger.find_by_sha(conn, sha)
-    if earlier is not None:
+    earlier_id = earlier[0] if earlier is not None else pending_shas.get(sha)
+    if earlier_id is not None:
         path.unlink()
-        ledger.record(conn, status="duplicate", duplicate_of=earlier[0], rows_loaded=0, **base)
-        log.info("delivery %s is a duplicate of %s", delivery_id, earlier[0])
+        ledger.record(conn, status="duplicate", duplicate_of=earlier_id, rows_loaded=0, **base)
+        log.info("delivery %s is a duplicate of %s", delivery_id, earlier_id)
         return DeliveryOutcome(delivery_id, institution, file_name, "duplicate")
     if institution not in members:
         return _reject(conn, home, path, base, [{
@@ -173,6 +209,7 @@ def process_file(
     kind = detect_kind(read.columns)
     base["kind"] = kind
     if kind is None:
+        conn.execute("drop table if exists raw")
         return _reject(conn, home, path, base, [{
             "rule": "unknown_kind", "column": None, "count": 0, "rows": [],
             "fix": "a tickets file needs ticket_id, sold_at and price columns; an events file "
@@ -180,26 +217,85 @@ def process_file(
         }])  # fmt: skip
     known = TICKET_COLUMNS if kind == "tickets" else EVENT_COLUMNS
     ignored = sorted({c for c in read.columns if c not in known} | set(read.ignored_columns))
-    conn.execute(
-        typed_tickets_sql(read.columns) if kind == "tickets" else typed_events_sql(read.columns)
-    )
-    validation = validate_typed(conn, kind, read.columns, today)
-    if not validation.ok:
-        return _reject(conn, home, path, base, [p.as_dict() for p in validation.problems])
-    soft = dict(validation.soft)
-    if ignored:
-        soft["unknown_columns"] = len(ignored)
-    target = canonical_path(home, institution, delivery_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    conn.execute(f"copy typed to '{_sql_path(sealed_url(tmp))}' (format parquet)")
-    os.replace(tmp, target)
-    ledger.record(conn, status="validated", soft_problems={**soft, "ignored_columns": ignored},
-                  **base)  # fmt: skip
-    path.unlink()
-    conn.execute("drop table if exists typed; drop table if exists raw;")
-    log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution, read.rows, kind)
-    return DeliveryOutcome(delivery_id, institution, file_name, "validated", kind, read.rows, soft)
+    formats = detect_date_formats(conn, kind, read.columns)
+    typed_sql = typed_tickets_sql if kind == "tickets" else typed_events_sql
+    conn.execute(typed_sql(read.columns, formats, table))
+    conn.execute("drop table raw")
+    checks = check_whole_file(conn, kind, read.columns, table)
+    if any(p.rule == "required_column" for p in checks.problems):
+        conn.execute(f"drop table {table}")
+        return _reject(conn, home, path, base, [p.as_dict() for p in checks.problems])
+    pending_shas[sha] = delivery_id
+    return _Prepared(path, base, kind, table, read.rows, read.columns, ignored, checks)
+
+
+def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared,
+            problems: list[Problem]) -> DeliveryOutcome:  # fmt: skip
+    """Reject the delivery, or write its sealed canonical Parquet and record it validated."""
+    base, table = prepared.base, prepared.table
+    try:
+        problems = problems + prepared.checks.problems
+        if problems:
+            return _reject(conn, home, prepared.path, base, [p.as_dict() for p in problems])
+        soft = dict(prepared.checks.soft)
+        if prepared.ignored:
+            soft["unknown_columns"] = len(prepared.ignored)
+        institution, delivery_id = base["institution_code"], base["delivery_id"]
+        target = canonical_path(home, institution, delivery_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        conn.execute(f"copy {table} to '{_sql_path(sealed_url(tmp))}' (format parquet)")
+        os.replace(tmp, target)
+        ledger.record(conn, status="validated",
+                      soft_problems={**soft, "ignored_columns": prepared.ignored}, **base)  # fmt: skip
+        prepared.path.unlink()
+        log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution,
+                 prepared.rows, prepared.kind)  # fmt: skip
+        return DeliveryOutcome(delivery_id, institution, base["file_name"], "validated",
+                               prepared.kind, prepared.rows, soft)  # fmt: skip
+    finally:
+        conn.execute(f"drop table if exists {table}")
+
+
+class _Batches:
+    """Deliveries waiting for Great Expectations, per kind, validated together in groups.
+
+    A group closes at GROUP_ROWS rows or GROUP_FILES files, so the typed tables held in the
+    work database stay bounded (a single large file is a group of its own).
+    """
+
+    GROUP_ROWS = 500_000
+    GROUP_FILES = 200
+
+    def __init__(self, conn, home: DataHome, today: date | None):
+        self.conn, self.home, self.today = conn, home, today or date.today()
+        self.waiting: dict[str, list[_Prepared]] = {"tickets": [], "events": []}
+        self.pending_shas: dict[str, str] = {}
+        self.outcomes: list[DeliveryOutcome] = []
+        self._n = 0
+
+    def next_table(self) -> str:
+        self._n += 1
+        return f"typed_{self._n}"
+
+    def add(self, result: DeliveryOutcome | _Prepared) -> None:
+        if isinstance(result, DeliveryOutcome):
+            self.outcomes.append(result)
+            return
+        group = self.waiting[result.kind]
+        group.append(result)
+        if len(group) >= self.GROUP_FILES or sum(p.rows for p in group) >= self.GROUP_ROWS:
+            self.flush(result.kind)
+
+    def flush(self, kind: str | None = None) -> None:
+        for k in [kind] if kind else list(self.waiting):
+            group, self.waiting[k] = self.waiting[k], []
+            if not group:
+                continue
+            problems = run_expectations(self.conn, k, [p.table for p in group], self.today)
+            for prepared, found in zip(group, problems, strict=True):
+                self.outcomes.append(_finish(self.conn, self.home, prepared, found))
+                self.pending_shas.pop(prepared.base["sha256"], None)
 
 
 def _sql_path(path: Path) -> str:
@@ -226,8 +322,14 @@ def take_deliveries(
     home.create()
     members = load_registry(home)
     file_key = open_keyring(home).derive("file")
-    outcomes: list[DeliveryOutcome] = []
     with work_connection(home, file_key) as conn:
+        batches = _Batches(conn, home, today)
+
+        def prepare(folder: str, path: Path, name: str, **kw) -> None:
+            batches.add(_prepare(conn, home, folder, path, members, file_key=file_key,
+                                 file_name=name, table=batches.next_table(),
+                                 pending_shas=batches.pending_shas, **kw))  # fmt: skip
+
         # 1. originals left in quarantine by an interrupted run
         for folder in sorted(
             p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -247,31 +349,36 @@ def take_deliveries(
                 if ledger.find_by_sha(conn, sha256_of(DeliveryFile(path, file_key))) is not None:
                     path.unlink()  # its canonical form was already recorded
                     continue
-                outcomes.append(process_file(conn, home, folder.name, path, members,
-                                             file_key=file_key, file_name=name,
-                                             delivery_id=delivery_id, today=today))  # fmt: skip
+                prepare(folder.name, path, name, delivery_id=delivery_id)
         # 2. new uploads
-        if not home.landing.exists():
-            return outcomes
-        for folder in sorted(p for p in home.landing.iterdir() if p.is_dir()):
-            for upload in sorted(
-                p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+        if home.landing.exists():
+            for folder in sorted(
+                p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
             ):
-                if only is not None and str(upload.relative_to(home.landing)) not in only:
-                    continue
-                name = safe_file_name(upload.name)
-                institution = safe_file_name(folder.name)
-                sha = sha256_of(upload)
-                delivery_id = _new_delivery_id(sha)
-                quarantined = quarantine_file(
-                    home, upload, institution, name, delivery_id, file_key
-                )
-                fault_point("intake.after_quarantine")
-                outcomes.append(process_file(conn, home, institution, quarantined, members,
-                                             file_key=file_key, file_name=name,
-                                             delivery_id=delivery_id, sha=sha,
-                                             today=today))  # fmt: skip
-    return outcomes
+                for upload in sorted(folder.iterdir()):
+                    if only is not None and str(upload.relative_to(home.landing)) not in only:
+                        continue
+                    if upload.is_symlink():
+                        log.warning("landing/%s/%s is a symbolic link: not taken (upload the "
+                                    "file itself)", folder.name, safe_file_name(upload.name))  # fmt: skip
+                    if not plain_upload(upload):
+                        continue
+                    name = safe_file_name(upload.name)
+                    institution = safe_file_name(folder.name)
+                    before = upload_state(upload)
+                    sha = sha256_of(upload)
+                    delivery_id = _new_delivery_id(sha)
+                    quarantined = quarantine_file(
+                        home, upload, institution, name, delivery_id, file_key, expect=before
+                    )
+                    if quarantined is None:
+                        log.warning("landing/%s/%s changed while it was read (still being "
+                                    "uploaded?): left for the next run", institution, name)  # fmt: skip
+                        continue
+                    fault_point("intake.after_quarantine")
+                    prepare(institution, quarantined, name, delivery_id=delivery_id, sha=sha)
+        batches.flush()
+    return batches.outcomes
 
 
-__all__ = ["take_deliveries", "process_file", "DeliveryOutcome", "Problem", "FIXES"]
+__all__ = ["take_deliveries", "DeliveryOutcome", "Problem", "FIXES"]

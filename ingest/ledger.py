@@ -9,11 +9,12 @@ import duckdb
 
 def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str] | None:
     """(delivery_id, status) of an earlier validated or accepted delivery of the same bytes."""
-    return conn.execute(
+    rows = conn.execute(
         "select delivery_id, status from wh.intake.deliveries "
         "where sha256 = ? and status in ('validated', 'accepted') order by received_at limit 1",
         [sha256],
-    ).fetchone()
+    ).fetchall()
+    return rows[0] if rows else None
 
 
 def record(conn: duckdb.DuckDBPyConnection, **row) -> None:
@@ -49,7 +50,7 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def status_of(conn: duckdb.DuckDBPyConnection, delivery_id: str) -> str | None:
-    row = conn.execute(
+    rows = conn.execute(
         "select status from wh.intake.deliveries where delivery_id = ?", [delivery_id]
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    return rows[0][0] if rows else None

@@ -95,8 +95,8 @@ def sniff_format(source: DeliveryFile) -> str:
     return "csv"
 
 
-def _detect_encoding(source: DeliveryFile) -> str:
-    """UTF-8 when the whole file decodes as UTF-8, else Latin-1 (Windows-1252 exports)."""
+def _is_utf8(source: DeliveryFile) -> bool:
+    """Whether the whole file decodes as UTF-8."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -105,8 +105,8 @@ def _detect_encoding(source: DeliveryFile) -> str:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError:
-                return "latin-1"
-    return "utf-8"
+                return False
+    return True
 
 
 _LINE = re.compile(r"Line: (\d+)")
@@ -132,6 +132,11 @@ def _csv_error(exc: Exception) -> UnreadableFile:
     text = str(exc)
     m = _LINE.search(text)
     where = f" at line {m.group(1)}" if m else ""
+    if "Maximum line size" in text:
+        return UnreadableFile(
+            f"a line is too long{where} (over 2 MB in one row): a field holds far more text than "
+            "a delivery needs; shorten or leave out that column"
+        )
     if "Expected Number of Columns" in text or "columns" in text.lower():
         return UnreadableFile(
             f"ragged rows: a row{where} has a different number of fields than the header; "
@@ -178,20 +183,28 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
     fmt = sniff_format(source)
     url = source.url
     if fmt == "csv":
-        encoding = _detect_encoding(source)
-        delimiter = _detect_delimiter(source, encoding)
+        delimiter = _detect_delimiter(source, "utf-8")
         sql = (
             "read_csv(?, all_varchar = true, header = true, encoding = ?, delim = ?, "
             "quote = '\"', escape = '\"', strict_mode = true)"
         )
-        params = [url, encoding, delimiter]
-        try:
-            headers = [
-                d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description
-            ]
-            columns, dropped = _create_raw(conn, sql, params, headers)
-        except duckdb.Error as exc:
-            raise _csv_error(exc) from None
+        # UTF-8 unless DuckDB finds a byte sequence that is not (then Windows-1252/Latin-1):
+        # DuckDB checks every byte while parsing, so no separate pass over the file is needed
+        for encoding in ("utf-8", "latin-1"):
+            params = [url, encoding, delimiter]
+            try:
+                headers = [
+                    d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description
+                ]
+                columns, dropped = _create_raw(conn, sql, params, headers)
+                break
+            except duckdb.Error as exc:
+                # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan
+                # can stumble over its bytes as a ragged row first): only a file that is valid
+                # UTF-8 gets the error reported; the check reads the file, on this path only
+                if encoding == "utf-8" and not _is_utf8(source):
+                    continue
+                raise _csv_error(exc) from None
         result = ReadResult(fmt, 0, columns, dropped, encoding, delimiter)
     elif fmt == "parquet":
         sql = "read_parquet(?)"

@@ -19,6 +19,8 @@ from ingest.standard import (
     TRUE_VALUES,
 )
 
+TEXT_LIMIT = 500  # characters kept of a free-text field (event_name, venue); more is cut, counted
+
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -29,14 +31,50 @@ def _case_map(expr: str, mapping: dict[str, str], default: str) -> str:
     return f"(case when {expr} is null then null else (case lower(trim({expr})) {whens} else {default} end) end)"
 
 
-def _timestamp(expr: str) -> str:
-    """A date or datetime in one of the standard's formats, or an Excel serial day number."""
+def _timestamp(expr: str, first: str | None = None) -> str:
+    """A date or datetime in one of the standard's formats, or an Excel serial day number.
+
+    ``first`` is the format most values of the column have (see ``detect_date_formats``):
+    it is tried alone first. DuckDB's COALESCE evaluates an argument only for the rows still
+    NULL, so the full list (slow: every format that fails costs a parse attempt) runs only
+    for the odd value; the result is the same as with the list alone, because no value
+    matches two formats of the list.
+    """
     formats = ", ".join(_lit(f) for f in DATE_FORMATS)
     serial = (
         rf"case when regexp_matches({expr}, '^\d{{5}}(\.\d+)?$') then timestamp '1899-12-30' "
         f"+ to_microseconds(cast(round(cast({expr} as double) * 86400) * 1000000 as bigint)) end"
     )
-    return f"coalesce(try_strptime({expr}, [{formats}]), {serial})"
+    fast = f"try_strptime({expr}, {_lit(first)}), " if first else ""
+    return f"coalesce({fast}try_strptime({expr}, [{formats}]), {serial})"
+
+
+DATE_COLUMNS = {"tickets": ("event_start", "sold_at", "birth_date"), "events": ("starts_at",)}
+_SAMPLE = 256
+
+
+def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw") -> dict[str, str]:
+    """Per date column of ``table``, the format of the standard that parses most of a sample.
+
+    Exports use one format per column, so this one format, tried first, parses nearly every
+    row at the cost of a single attempt (see ``_timestamp``).
+    """
+    present = [c for c in DATE_COLUMNS[kind] if c in columns]
+    if not present:
+        return {}
+    probes = ", ".join(
+        f'count(try_strptime("{c}", {_lit(f)}))' for c in present for f in DATE_FORMATS
+    )
+    sample = f"(select * from {table} limit {_SAMPLE})"
+    counts = conn.execute(f"select {probes} from {sample}").fetchall()[0]
+    found: dict[str, str] = {}
+    n = len(DATE_FORMATS)
+    for i, col in enumerate(present):
+        per_format = counts[i * n : (i + 1) * n]
+        best = max(range(n), key=lambda j: per_format[j])
+        if per_format[best]:
+            found[col] = DATE_FORMATS[best]
+    return found
 
 
 def _decimal(expr: str) -> str:
@@ -56,20 +94,23 @@ def _col(columns: list[str], name: str) -> str:
     return f'"{name}"' if name in columns else "cast(null as varchar)"
 
 
-def typed_tickets_sql(columns: list[str]) -> str:
+def typed_tickets_sql(
+    columns: list[str], formats: dict[str, str] | None = None, table: str = "typed"
+) -> str:
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
+    f = formats or {}
     bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
     bool_false = ", ".join(_lit(v) for v in FALSE_VALUES)
     return f"""
-    create or replace temp table typed as
+    create or replace temp table {table} as
     select
         _row,
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
         {c["event_id"]} as event_id,
-        {_timestamp(c["event_start"])} as event_start,
+        {_timestamp(c["event_start"], f.get("event_start"))} as event_start,
         {c["event_start"]} is not null as event_start_given,
-        {_timestamp(c["sold_at"])} as sold_at,
+        {_timestamp(c["sold_at"], f.get("sold_at"))} as sold_at,
         {c["sold_at"]} is not null as sold_at_given,
         {_decimal(c["price"])} as price,
         {c["price"]} is not null as price_given,
@@ -90,8 +131,9 @@ def typed_tickets_sql(columns: list[str]) -> str:
         {c["last_name"]} as last_name,
         {c["postcode"]} as postcode,
         {c["country"]} as country,
-        cast({_timestamp(c["birth_date"])} as date) as birth_date,
-        {c["birth_date"]} is not null and {_timestamp(c["birth_date"])} is null
+        cast({_timestamp(c["birth_date"], f.get("birth_date"))} as date) as birth_date,
+        {c["birth_date"]} is not null
+            and {_timestamp(c["birth_date"], f.get("birth_date"))} is null
             as birth_date_unparseable,
         coalesce({_case_map(c["gender"], GENDERS, "'unknown'")}, 'unknown') as gender,
         coalesce(lower(trim({c["research_opt_out"]})) in ({bool_true}), false) as research_opt_out,
@@ -102,22 +144,27 @@ def typed_tickets_sql(columns: list[str]) -> str:
     """
 
 
-def typed_events_sql(columns: list[str]) -> str:
+def typed_events_sql(
+    columns: list[str], formats: dict[str, str] | None = None, table: str = "typed"
+) -> str:
     c = {name: _col(columns, name) for name in EVENT_COLUMNS}
+    f = formats or {}
     return f"""
-    create or replace temp table typed as
+    create or replace temp table {table} as
     select
         _row,
         {c["event_id"]} as event_id,
-        {_timestamp(c["starts_at"])} as starts_at,
+        {_timestamp(c["starts_at"], f.get("starts_at"))} as starts_at,
         {c["starts_at"]} is not null as starts_at_given,
         {_case_map(c["discipline"], DISCIPLINE_ALIASES, "'overig'")} as discipline,
         {c["discipline"]} is not null as discipline_given,
         {c["discipline"]} is not null
             and lower(trim({c["discipline"]})) not in
                 ({", ".join(_lit(k) for k in DISCIPLINE_ALIASES)}) as discipline_unknown,
-        {c["event_name"]} as event_name,
-        {c["venue"]} as venue,
+        left({c["event_name"]}, {TEXT_LIMIT}) as event_name,
+        left({c["venue"]}, {TEXT_LIMIT}) as venue,
+        coalesce(length({c["event_name"]}) > {TEXT_LIMIT} or length({c["venue"]}) > {TEXT_LIMIT},
+                 false) as text_truncated,
         try_cast(try_cast({c["capacity"]} as double) as integer) as capacity,
         {c["capacity"]} is not null as capacity_given
     from raw

@@ -9,8 +9,8 @@ from pathlib import Path
 from publieksdata.settings import DataHome, data_home
 
 # One run at a time: runs launched by the sensor, the schedule or the UI queue up instead of
-# meeting at the DuckDB file. (`publieksdata run` executes in-process, outside the queue; if a
-# queued run holds the warehouse it stops with a clear "in use" error rather than waiting.)
+# meeting at the DuckDB file. (`publieksdata run` executes in-process, outside the queue: the
+# warehouse lock, publieksdata/locking.py, makes it and a queued run wait for each other.)
 INSTANCE_CONFIG = """\
 telemetry:
   enabled: false

@@ -17,7 +17,10 @@ sector_refresh = dg.define_asset_job(
 delivery_intake = dg.define_asset_job(
     "delivery_intake",
     selection=dg.AssetSelection.assets(
-        ["intake", "deliveries"], ["pseudo", "tickets"], ["pseudo", "events"]
+        ["intake", "deliveries"],
+        ["pseudo", "tickets"],
+        ["pseudo", "events"],
+        ["perturbation", "person_record_keys"],
     ),
     description="Intake and privacy for deliveries in landing/ (launched per file by the sensor); "
     "the nightly refresh builds and publishes.",
@@ -45,14 +48,16 @@ def settle_seconds() -> float:
     description="One intake run per new file in landing/<code>/ (once it has stopped changing).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext):
+    from ingest.intake import plain_upload
+
     landing = data_home().landing
     if not landing.exists():
         return dg.SkipReason("landing/ does not exist yet")
     now = time.time()
     requests = []
     for path in sorted(landing.glob("*/*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
+        if not plain_upload(path) or path.parent.is_symlink():
+            continue  # hidden, a folder, or a symbolic link (never followed: ingest/intake.py)
         stat = path.stat()
         if now - stat.st_mtime < settle_seconds():
             continue  # still being uploaded, perhaps

@@ -14,6 +14,7 @@ for them, in Python, under the keyring's chain, and then, in one transaction:
   person's attributes (PC4, birth year, gender, country) -- it becomes a ticket
   that describes no one. A row of someone else that merely carried an erased
   customer number keeps its own sector pseudonym and loses only the link;
+- deletes the record keys (pseudo.person_record_keys) of the erased pseudonyms;
 - writes one line to ``meta.erasure_log``: when, which kind of identifier, how
   many pseudonyms and rows -- never the identifier, never a pseudonym.
 
@@ -136,15 +137,21 @@ def unlink_erased(conn) -> int:
         f"""
         update wh.pseudo.tickets set
             sector_pseudonym = null, customer_pseudonym = null,
-            pc4 = null, birth_year = null, gender = 'unknown', country = null
+            pc4 = null, birth_year = null, gender = 'unknown', country = null,
+            loaded_at = now()  -- the row changed: its institution is rebuilt (incremental dbt)
         where sector_pseudonym in {_ERASED_SECTOR}
            or (sector_pseudonym is null and customer_pseudonym in {_ERASED_CUSTOMER})
         """
     ).fetchone()[0]
     account_rows = conn.execute(
-        f"update wh.pseudo.tickets set customer_pseudonym = null "
+        f"update wh.pseudo.tickets set customer_pseudonym = null, loaded_at = now() "
         f"where customer_pseudonym in {_ERASED_CUSTOMER}"
     ).fetchone()[0]
+    # the record keys of erased pseudonyms go too (the perturbation keys of docs/metrics.md)
+    conn.execute(
+        "delete from wh.pseudo.person_record_keys "
+        "where person_key in (select pseudonym from wh.meta.erased)"
+    )
     return person_rows + account_rows
 
 

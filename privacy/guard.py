@@ -313,15 +313,22 @@ def check_manifest(
 
 
 def _warehouse_relations(home: DataHome) -> tuple[dict[Relation, list[str]], list[str]]:
-    """(columns of the pipeline's own tables, tables in schema published) of the warehouse."""
+    """(columns of every table and view, tables in schema published) of the warehouse.
+
+    Besides the pipeline's own tables (pseudo, reference, meta, intake) this names the columns
+    of dbt's own relations: an incremental model's compiled SQL reads its own table (``this``,
+    macros/incremental.sql), which is no parent in the manifest. Such a relation gets the
+    by-name origin of every column (a person key by its name), like any relation outside the
+    dbt graph."""
     if not home.warehouse.exists():
         return {}, []
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     try:
         rows = conn.execute(
             "select schema_name, table_name, column_name from duckdb_columns() "
-            "where schema_name in ('pseudo', 'reference', 'meta', 'intake') "
-            "order by schema_name, table_name, column_index"
+            "where schema_name <> ? and database_name = current_database() "
+            "order by schema_name, table_name, column_index",
+            [PUBLISHED_SCHEMA],
         ).fetchall()
         published = [
             r[0]

@@ -16,7 +16,6 @@ after a rotation lands on the pseudonym their history was re-keyed to.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 
@@ -33,7 +32,7 @@ from privacy.normalise import (
 
 def pseudonym(key: bytes, kind: str, value: str) -> str:
     """HMAC-SHA256 of ``kind:value``, hex. ``kind`` separates e-mail, phone, fallback, customer."""
-    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{kind}:{value}".encode(), "sha256").hex()
 
 
 REKEY = "rekey"
@@ -134,3 +133,70 @@ def customer_map(keyring: Keyring, institution_code: str, values: Iterable[objec
         lambda v: chained_pseudonym(keys, f"customer:{institution_code}", v),
     )
     return table
+
+
+RECORD_KEY_BITS = 24  # record keys lie on a grid of 2^-24: a sum of up to 2^29 of them is exact
+
+
+def record_key(key: bytes, person_key: str) -> float:
+    """A person's record key in [0, 1) for the cell-key perturbation (docs/metrics.md).
+
+    An HMAC of the person key (a pseudonym) under the keyring's "record" key, cut to
+    RECORD_KEY_BITS bits. On that grid a double holds any sum of a cell's record keys exactly,
+    so a cell's key does not depend on the order in which the engine adds them up.
+    """
+    digest = hmac.digest(key, f"record:{person_key}".encode(), "sha256")
+    return int.from_bytes(digest[: RECORD_KEY_BITS // 8], "big") / 2**RECORD_KEY_BITS
+
+
+def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
+    """Give every person key of ``candidates_sql`` (one column) that has none its record key.
+
+    One HMAC per distinct candidate, in Python; the keys reach DuckDB as a registered Arrow
+    table, never as SQL text. Written to ``wh.pseudo.person_record_keys`` with ``insert or
+    ignore``: a person who has a record key keeps it (after a key rotation that is the key
+    carried over from the old pseudonym, privacy/rotation.py), and the primary key's index
+    finds them without scanning the table, so a delivery costs what its own persons cost.
+    Returns the number of candidates.
+    """
+    candidates = [
+        r[0]
+        for r in conn.execute(
+            f"select distinct candidate.p from ({candidates_sql}) as candidate(p) "
+            "where candidate.p is not null"
+        ).fetchall()
+    ]
+    if not candidates:
+        return 0
+    key = keyring.derive("record")
+    table = pa.table(
+        {
+            "person_key": pa.array(candidates, pa.string()),
+            "record_key": pa.array([record_key(key, p) for p in candidates], pa.float64()),
+        }
+    )
+    conn.register("map_record", table)
+    try:
+        conn.execute(
+            "insert or ignore into wh.pseudo.person_record_keys "
+            "select person_key, record_key from map_record"
+        )
+    finally:
+        conn.unregister("map_record")
+    return len(candidates)
+
+
+def backfill_record_keys(conn, keyring: Keyring) -> int:
+    """A warehouse from before record keys existed gets them for every person it holds (once:
+    afterwards the privacy step, rotation and erasure keep the table complete)."""
+    empty = not conn.execute("select count(*) from wh.pseudo.person_record_keys").fetchall()[0][0]
+    if not empty:
+        return 0
+    return add_record_keys(conn, keyring, ALL_PERSON_KEYS_SQL)
+
+
+ALL_PERSON_KEYS_SQL = """
+    select sector_pseudonym from wh.pseudo.tickets where sector_pseudonym is not null
+    union
+    select customer_pseudonym from wh.pseudo.tickets where customer_pseudonym is not null
+"""

@@ -12,7 +12,8 @@ delivered after the rotation joins their history.
 
 Order, so that a crash at any point can be finished by running ``keys rotate``
 again: (1) the new version is stored in the keyring as *pending*; (2) in one
-warehouse transaction, pseudo.tickets and meta.erased are re-keyed and
+warehouse transaction, pseudo.tickets and meta.erased are re-keyed (and the record keys of
+pseudo.person_record_keys move to the new pseudonyms, unchanged) and
 meta.keyring records the new version; (3) the pending version becomes active.
 Between (2) and (3) the warehouse refuses to run (check_keyring) until the
 rotation is finished.
@@ -86,6 +87,25 @@ _COUNTS = """
 """
 
 
+def _carry_record_keys(conn) -> None:
+    """Each record key moves to its person's new pseudonym: the same persons keep the same
+    perturbation (docs/metrics.md). Record keys are not derived again under the new version;
+    a key whose pseudonym no ticket holds any more is dropped."""
+    conn.execute(
+        """
+        create temp table record_keys_rekeyed as
+        select coalesce(ms.new, mc.new) as person_key, r.record_key
+        from wh.pseudo.person_record_keys r
+        left join map_sector ms on ms.old = r.person_key
+        left join map_customer mc on mc.old = r.person_key
+        where coalesce(ms.new, mc.new) is not null
+        """
+    )
+    conn.execute("delete from wh.pseudo.person_record_keys")
+    conn.execute("insert into wh.pseudo.person_record_keys select * from record_keys_rekeyed")
+    conn.execute("drop table record_keys_rekeyed")
+
+
 def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
     """Steps (1) and (2): a pending key version, and the warehouse re-keyed to it."""
     check_keyring(conn, current.key_id, current.fingerprint)
@@ -114,7 +134,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
                 sector_pseudonym = (select new from map_sector where old = sector_pseudonym),
                 customer_pseudonym =
                     (select new from map_customer where old = customer_pseudonym),
-                key_id = ?
+                key_id = ?,
+                loaded_at = now()  -- every row changed: incremental dbt models rebuild all
             """,
             [pending.key_id],
         ).fetchone()[0]
@@ -130,6 +151,7 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
         conn.execute("delete from wh.meta.erased")
         conn.execute("insert into wh.meta.erased select * from erased_rekeyed")
         conn.execute("drop table erased_rekeyed")
+        _carry_record_keys(conn)
         conn.execute(
             "insert into wh.meta.keyring values (?, ?, now())",
             [pending.key_id, pending.fingerprint],

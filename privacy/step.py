@@ -1,6 +1,7 @@
 """The privacy step: validated deliveries in quarantine -> pseudonymised rows in the warehouse.
 
-Per delivery, in one transaction: pseudonyms joined in, identifiers dropped,
+Per delivery, in one transaction: pseudonyms joined in (and a record key stored for every new
+person key, pseudo.person_record_keys, for the cell-key perturbation), identifiers dropped,
 postcode cut to PC4, birth date cut to birth year, rows of erased persons
 unlinked (the suppression list meta.erased, privacy/erasure.py), earlier rows
 of the same ticket_id (or event_id) replaced, and the ledger marked accepted.
@@ -15,12 +16,22 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from ingest import ledger
 from ingest.intake import _sql_path, canonical_path
 from ingest.sealed import sealed_url
 from privacy.erasure import add_to_suppression_list, unlink_erased
 from privacy.keyring import Keyring, open_keyring
-from privacy.pseudonymise import customer_map, email_map, fallback_map, phone_map
+from privacy.normalise import split_postcode
+from privacy.pseudonymise import (
+    add_record_keys,
+    backfill_record_keys,
+    customer_map,
+    email_map,
+    fallback_map,
+    phone_map,
+)
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import check_keyring, work_connection
@@ -53,75 +64,124 @@ def _country_sql(expr: str) -> str:
     )
 
 
-def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id: str) -> dict:
-    """Insert the delivery in ``d`` into wh.pseudo.tickets; return soft counts."""
+GROUP_ROWS = 400_000  # ticket rows pseudonymised in one transaction (several deliveries)
+GROUP_DELIVERIES = 32
+
+
+def _customer_map(keyring: Keyring, pairs: list[tuple[str, str]]) -> pa.Table:
+    """(institution, customer number) -> institution-scoped customer pseudonym."""
+    by_institution: dict[str, list[str]] = {}
+    for institution, customer_id in pairs:
+        by_institution.setdefault(institution, []).append(customer_id)
+    parts = []
+    for institution, values in by_institution.items():
+        table = customer_map(keyring, institution, values)
+        parts.append(table.append_column(
+            "institution_code", pa.array([institution] * table.num_rows, pa.string())))  # fmt: skip
+    if not parts:
+        return pa.table({"raw": pa.array([], pa.string()), "pseudonym": pa.array([], pa.string()),
+                         "institution_code": pa.array([], pa.string())})  # fmt: skip
+    return pa.concat_tables(parts)
+
+
+def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
+    """Insert the deliveries in ``d`` (column ``_seq``: their order) into wh.pseudo.tickets, in
+    the open transaction; return the soft counts per delivery.
+
+    Pseudonyms are computed once per distinct value of the whole group; a ticket delivered
+    twice within the group keeps the later delivery's row, as across groups.
+    """
     identified = "from d where not research_opt_out"
-    emails, bad_emails = email_map(
-        keyring,
-        (
-            r[0]
-            for r in conn.execute(
-                f"select distinct email {identified} and email is not null"
-            ).fetchall()
-        ),
-    )
-    phones, bad_phones = phone_map(
-        keyring,
-        (
-            r[0]
-            for r in conn.execute(
-                f"select distinct phone {identified} and phone is not null"
-            ).fetchall()
-        ),
-    )
+    emails, _ = email_map(keyring, (r[0] for r in conn.execute(
+        f"select distinct email {identified} and email is not null").fetchall()))  # fmt: skip
+    phones, _ = phone_map(keyring, (r[0] for r in conn.execute(
+        f"select distinct phone {identified} and phone is not null").fetchall()))  # fmt: skip
     fallbacks = fallback_map(keyring, conn.execute(
         f"select distinct last_name, cast(birth_date as varchar), postcode {identified} "
         "and last_name is not null and birth_date is not null and postcode is not null"
     ).fetchall())  # fmt: skip
-    customers = customer_map(keyring, institution, (r[0] for r in conn.execute(
-        f"select distinct customer_id {identified} and customer_id is not null").fetchall()))  # fmt: skip
-    for name, table in (("map_email", emails), ("map_phone", phones),
-                        ("map_fallback", fallbacks), ("map_customer", customers)):  # fmt: skip
+    customers = _customer_map(keyring, conn.execute(
+        f"select distinct institution_code, customer_id {identified} "
+        "and customer_id is not null").fetchall())  # fmt: skip
+    # PC4 by the same normalisation as the fallback key's PC6 (privacy/normalise.py: NFKC, any
+    # whitespace, zero-width characters), so "1011\u00a0AB" gives both or neither
+    raw_postcodes = [r[0] for r in conn.execute(
+        "select distinct postcode from d where postcode is not null").fetchall()]  # fmt: skip
+    postcodes = pa.table({"raw": pa.array(raw_postcodes, pa.string()),
+                          "pc4": pa.array([split_postcode(v)[0] for v in raw_postcodes],
+                                          pa.string())})  # fmt: skip
+    maps = ("map_email", "map_phone", "map_fallback", "map_customer", "map_postcode")
+    for name, table in zip(maps, (emails, phones, fallbacks, customers, postcodes), strict=True):
         conn.register(name, table)
     country = _country_sql("d.country")
-    # the delivery with its pseudonyms joined in and its identifiers left out (in memory)
-    conn.execute(
-        f"""
-        create or replace temp table keyed as
-        select
-            d.ticket_id, d.order_id, d.event_id, d.event_start, d.sold_at, d.price,
-            d.ticket_type, d.channel, d.status,
-            case when not d.research_opt_out
-                 then coalesce(me.pseudonym, mp.pseudonym, mf.pseudonym) end as sector_pseudonym,
-            case when not d.research_opt_out then mc.pseudonym end as customer_pseudonym,
-            case when {country} = 'NL' then nullif(regexp_extract(
-                upper(replace(d.postcode, ' ', '')), '^([1-9][0-9]{{3}})([A-Z]{{2}})?$', 1), '')
-            end as pc4,
-            {country} as country,
-            year(d.birth_date) as birth_year,
-            d.gender,
-            d.research_opt_out
-        from d
-        left join map_email me on me.raw = d.email
-        left join map_phone mp on mp.raw = d.phone
-        left join map_fallback mf on mf.last_name = d.last_name
-            and mf.birth_date = cast(d.birth_date as varchar) and mf.postcode = d.postcode
-        left join map_customer mc on mc.raw = d.customer_id
-        """
-    )
-    conn.execute("begin transaction")
+    try:
+        # unparseable e-mail addresses and phone numbers (distinct values) per delivery
+        soft: dict[str, dict[str, int]] = {}
+        for delivery_id, bad_emails, bad_phones in conn.execute(
+            """
+            select d.delivery_id,
+                   count(distinct d.email) filter (where d.email is not null and me.raw is null),
+                   count(distinct d.phone) filter (where d.phone is not null and mp.raw is null)
+            from d
+            left join map_email me on me.raw = d.email
+            left join map_phone mp on mp.raw = d.phone
+            where not d.research_opt_out
+            group by d.delivery_id
+            """
+        ).fetchall():
+            soft[delivery_id] = {"email_unparseable": bad_emails, "phone_unparseable": bad_phones}
+        # the deliveries with their pseudonyms joined in and identifiers left out (in memory)
+        conn.execute(
+            f"""
+            create or replace temp table keyed as
+            select
+                d.institution_code, d.delivery_id, d._seq,
+                d.ticket_id, d.order_id, d.event_id, d.event_start, d.sold_at, d.price,
+                d.ticket_type, d.channel, d.status,
+                case when not d.research_opt_out
+                     then coalesce(me.pseudonym, mp.pseudonym, mf.pseudonym) end
+                    as sector_pseudonym,
+                case when not d.research_opt_out then mc.pseudonym end as customer_pseudonym,
+                case when {country} = 'NL' then mpc.pc4 end as pc4,
+                {country} as country,
+                year(d.birth_date) as birth_year,
+                d.gender,
+                d.research_opt_out
+            from d
+            left join map_email me on me.raw = d.email
+            left join map_phone mp on mp.raw = d.phone
+            left join map_fallback mf on mf.last_name = d.last_name
+                and mf.birth_date = cast(d.birth_date as varchar) and mf.postcode = d.postcode
+            left join map_customer mc on mc.institution_code = d.institution_code
+                and mc.raw = d.customer_id
+            left join map_postcode mpc on mpc.raw = d.postcode
+            """
+        )
+        # a ticket delivered twice within the group: the later delivery's row wins (rare, so
+        # checked first rather than paid for with a window over every row)
+        [(twice,)] = conn.execute(
+            "select count(*) - count(distinct (institution_code, ticket_id)) from keyed"
+        ).fetchall()
+        if twice:
+            conn.execute(
+                "delete from keyed as k where exists (select 1 from keyed as later "
+                "where later.institution_code = k.institution_code "
+                "and later.ticket_id = k.ticket_id and later._seq > k._seq)"
+            )
+    finally:
+        for name in maps:
+            conn.unregister(name)
     try:
         conn.execute(
-            "delete from wh.pseudo.tickets where institution_code = ? "
-            "and ticket_id in (select ticket_id from keyed)",
-            [institution],
+            "delete from wh.pseudo.tickets t where exists (select 1 from keyed k "
+            "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
         )
-        erased_rows = _keep_erased_persons_out(conn)
+        _keep_erased_persons_out(conn)
         conn.execute(
             """
             insert into wh.pseudo.tickets
             select
-                ?, ticket_id, order_id, event_id, event_start, sold_at, price,
+                institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
                 ticket_type, channel, status,
                 case when not erased then sector_pseudonym end,
                 case when not erased and not account_erased then customer_pseudonym end,
@@ -130,24 +190,24 @@ def _pseudonymise_tickets(conn, keyring: Keyring, institution: str, delivery_id:
                 case when not erased then birth_year end,
                 case when erased then 'unknown' else gender end,
                 research_opt_out,
-                ?, ?, now()
+                ?, delivery_id, now()
             from keyed_erased
             """,
-            [institution, keyring.key_id, delivery_id],
+            [keyring.key_id],
         )
-        soft = {
-            "email_unparseable": bad_emails,
-            "phone_unparseable": bad_phones,
-            "erased_person_rows": erased_rows,
-        }
-        _mark_accepted(conn, delivery_id, soft)
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
+        # a record key for every person key the deliveries bring in (cell-key perturbation)
+        add_record_keys(
+            conn,
+            keyring,
+            "select sector_pseudonym from keyed_erased where not erased "
+            "union select customer_pseudonym from keyed_erased "
+            "where not erased and not account_erased",
+        )
+        for delivery_id, erased_rows in conn.execute(
+            "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
+        ).fetchall():
+            soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
     finally:
-        for name in ("map_email", "map_phone", "map_fallback", "map_customer"):
-            conn.unregister(name)
         conn.execute("drop view if exists keyed_erased; drop table if exists keyed")
     return soft
 
@@ -190,67 +250,124 @@ def _keep_erased_persons_out(conn) -> int:
     return conn.execute("select count(*) from keyed_erased where erased").fetchone()[0]
 
 
-def _pseudonymise_events(conn, institution: str, delivery_id: str) -> dict:
-    conn.execute("begin transaction")
-    try:
-        conn.execute(
-            "delete from wh.pseudo.events where institution_code = ? "
-            "and event_id in (select event_id from d)",
-            [institution],
-        )
-        conn.execute(
-            """
-            insert into wh.pseudo.events
-            select ?, event_id, starts_at, discipline, event_name, venue, capacity, ?, now()
-            from d
-            """,
-            [institution, delivery_id],
-        )
-        _mark_accepted(conn, delivery_id, {})
-        conn.execute("commit")
-    except Exception:
-        conn.execute("rollback")
-        raise
-    return {}
-
-
-def _mark_accepted(conn, delivery_id: str, soft: dict[str, int]) -> None:
-    row = conn.execute(
-        "select soft_problems from wh.intake.deliveries where delivery_id = ?", [delivery_id]
-    ).fetchone()
-    merged = json.loads(row[0]) if row and row[0] else {}
-    merged.update({k: v for k, v in soft.items() if v})
+def _pseudonymise_events(conn, institution: str, delivery_id: str) -> None:
+    """Insert the events delivery in ``d`` into wh.pseudo.events, in the open transaction."""
     conn.execute(
-        "update wh.intake.deliveries set status = 'accepted', rows_loaded = "
-        "(select count(*) from d), soft_problems = ?, finished_at = now() where delivery_id = ?",
-        [json.dumps(merged), delivery_id],
+        "delete from wh.pseudo.events where institution_code = ? "
+        "and event_id in (select event_id from d)",
+        [institution],
+    )
+    conn.execute(
+        """
+        insert into wh.pseudo.events
+        select ?, event_id, starts_at, discipline, event_name, venue, capacity, ?, now()
+        from d
+        """,
+        [institution, delivery_id],
     )
 
 
+def _mark_accepted(conn, delivery_id: str, rows: int, soft: dict[str, int]) -> None:
+    found = conn.execute(
+        "select soft_problems from wh.intake.deliveries where delivery_id = ?", [delivery_id]
+    ).fetchall()
+    merged = json.loads(found[0][0]) if found and found[0][0] else {}
+    merged.update({k: v for k, v in soft.items() if v})
+    conn.execute(
+        "update wh.intake.deliveries set status = 'accepted', rows_loaded = ?, "
+        "soft_problems = ?, finished_at = now() where delivery_id = ?",
+        [rows, json.dumps(merged), delivery_id],
+    )
+
+
+def _lit(text: str) -> str:
+    """A delivery id or institution code (our own safe names) as a SQL literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _groups(pending: list[tuple[str, str, str]], sizes: dict[str, int]) -> list[list[tuple]]:
+    """Pending deliveries in order, ticket deliveries grouped (GROUP_ROWS, GROUP_DELIVERIES);
+    an events delivery is a group of its own."""
+    groups: list[list[tuple]] = []
+    current: list[tuple] = []
+    for item in pending:
+        if item[2] != "tickets":
+            groups.append([item])
+            continue
+        if current and (len(current) >= GROUP_DELIVERIES
+                        or sum(sizes[i[0]] for i in current) + sizes[item[0]] > GROUP_ROWS):  # fmt: skip
+            groups.append(current)
+            current = []
+        current.append(item)
+    if current:
+        groups.append(current)
+    return groups
+
+
 def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
-    """Pseudonymise every validated delivery waiting in quarantine, oldest first."""
+    """Pseudonymise every validated delivery waiting in quarantine, oldest first.
+
+    Ticket deliveries go in groups (up to GROUP_ROWS rows): one transaction per group, so a
+    night of hundreds of small files does not pay hundreds of commits and statement rounds.
+    A crash loses nothing: a group is committed whole (its deliveries' rows and their ledger
+    status together), and its quarantine files are deleted only after the commit.
+    """
     keyring = open_keyring(home)
     outcomes = []
     with work_connection(home, keyring.derive("file")) as conn:
         check_keyring(conn, keyring.key_id, keyring.fingerprint)
-        for delivery_id, institution, kind in ledger.pending(conn):
-            path = canonical_path(home, institution, delivery_id)
-            if not path.is_file():
-                raise PublieksdataError(
-                    f"delivery {delivery_id} of {institution} is validated but its quarantine "
-                    f"file is missing; ask the member to upload it again"
-                )
+        # a warehouse from before record keys existed gets them for the persons it holds
+        backfill_record_keys(conn, keyring)
+        pending = ledger.pending(conn)
+        sizes = dict(conn.execute(
+            "select delivery_id, coalesce(rows_total, 0) from wh.intake.deliveries "
+            "where status = 'validated'").fetchall())  # fmt: skip
+        for group in _groups(pending, sizes):
+            paths = []
+            for delivery_id, institution, _ in group:
+                path = canonical_path(home, institution, delivery_id)
+                if not path.is_file():
+                    raise PublieksdataError(
+                        f"delivery {delivery_id} of {institution} is validated but its "
+                        "quarantine file is missing; ask the member to upload it again"
+                    )
+                paths.append(path)
+            # read (and decrypt) the deliveries once; every query below works on this copy
             conn.execute(
-                f"create or replace temp view d as select * from read_parquet('{_sql_path(sealed_url(path))}')"
+                "create or replace temp table d as "
+                + " union all by name ".join(
+                    f"select {seq} as _seq, {_lit(delivery_id)} as delivery_id, "
+                    f"{_lit(institution)} as institution_code, * "
+                    f"from read_parquet('{_sql_path(sealed_url(path))}')"
+                    for seq, ((delivery_id, institution, _), path) in enumerate(
+                        zip(group, paths, strict=True)
+                    )
+                )
             )
-            if kind == "tickets":
-                soft = _pseudonymise_tickets(conn, keyring, institution, delivery_id)
-            else:
-                soft = _pseudonymise_events(conn, institution, delivery_id)
-            rows = conn.execute("select count(*) from d").fetchone()[0]
-            conn.execute("drop view d")
+            rows = dict(conn.execute("select delivery_id, count(*) from d group by 1").fetchall())
+            kind = group[0][2]
+            conn.execute("begin transaction")
+            try:
+                if kind == "tickets":
+                    soft = _pseudonymise_tickets(conn, keyring)
+                else:
+                    _pseudonymise_events(conn, group[0][1], group[0][0])
+                    soft = {}
+                for delivery_id, _, _ in group:
+                    _mark_accepted(conn, delivery_id, rows.get(delivery_id, 0),
+                                   soft.get(delivery_id, {}))  # fmt: skip
+                conn.execute("commit")
+            except Exception:
+                conn.execute("rollback")
+                raise
+            finally:
+                conn.execute("drop table if exists d")
             fault_point("privacy.after_commit")
-            path.unlink()
-            log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, rows)
-            outcomes.append(PrivacyOutcome(delivery_id, institution, kind, rows, soft))
+            for (delivery_id, institution, kind), path in zip(group, paths, strict=True):
+                path.unlink()
+                n = rows.get(delivery_id, 0)
+                log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, n)
+                outcomes.append(PrivacyOutcome(delivery_id, institution, kind, n,
+                                               soft.get(delivery_id, {})))  # fmt: skip
+                fault_point("privacy.after_delivery")
     return outcomes

@@ -49,11 +49,12 @@ def cmd_generate(home: DataHome, args) -> None:
 def cmd_run(home: DataHome, args) -> None:
     from publieksdata.pipeline import run_job
 
+    full_refresh = getattr(args, "full_refresh", False)
     if args.verbose:
-        summary = run_job(home)
+        summary = run_job(home, full_refresh=full_refresh)
     else:  # dbt's progress lines (dagster-dbt echoes them) stay in data/dbt/logs/dbt.log
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            summary = run_job(home)
+            summary = run_job(home, full_refresh=full_refresh)
     print_summary(summary)
 
 
@@ -70,8 +71,8 @@ def cmd_demo(home: DataHome, args) -> None:
 
 def cmd_erase(home: DataHome, args) -> None:
     """Right to erasure. The identifier is never printed, logged or put in an error."""
-    from privacy.erasure import ErasureRequest, compact_warehouse, erase_person, record_release
-    from publieksdata.pipeline import run_job
+    from privacy.erasure import ErasureRequest
+    from publieksdata.locking import warehouse_lock
 
     if (args.institution is None) != (args.customer_id is None):
         raise PublieksdataError(ERASE_USAGE)
@@ -85,6 +86,14 @@ def cmd_erase(home: DataHome, args) -> None:
         )
     else:
         raise PublieksdataError(ERASE_USAGE)
+    with warehouse_lock(home, "publieksdata erase"):
+        _erase_and_republish(home, request)
+
+
+def _erase_and_republish(home: DataHome, request) -> None:
+    from privacy.erasure import compact_warehouse, erase_person, record_release
+    from publieksdata.pipeline import run_job
+
     outcome = erase_person(home, request)
     print(
         f"erasure {outcome.erasure_id}: {outcome.pseudonyms} pseudonym(s) added to the "
@@ -92,7 +101,7 @@ def cmd_erase(home: DataHome, args) -> None:
     )
     print("rebuilding and republishing without the person ...")
     try:
-        result = run_job(home)
+        result = run_job(home, force_release=True)
     except PublieksdataError as exc:
         raise PublieksdataError(
             f"the erasure is recorded, but the rebuild failed ({exc}); run 'publieksdata run' "
@@ -115,6 +124,13 @@ def _secret_argument(value: str, what: str) -> str:
 
 
 def cmd_keys_rotate(home: DataHome, args) -> None:
+    from publieksdata.locking import warehouse_lock
+
+    with warehouse_lock(home, "publieksdata keys rotate"):
+        _rotate_and_republish(home)
+
+
+def _rotate_and_republish(home: DataHome) -> None:
     from privacy.erasure import compact_warehouse
     from privacy.rotation import rotate_keys
     from publieksdata.pipeline import run_job
@@ -131,7 +147,7 @@ def cmd_keys_rotate(home: DataHome, args) -> None:
         )
     print("rebuilding and republishing ...")
     try:
-        result = run_job(home)
+        result = run_job(home, force_release=True)
     except PublieksdataError as exc:
         raise PublieksdataError(
             f"the warehouse is re-keyed, but the rebuild failed ({exc}); run 'publieksdata run'"
@@ -193,7 +209,13 @@ def print_summary(s: dict) -> None:
         print(
             f"benchmark rows: {s['benchmark_rows']} ({s['suppressed_rows']} with suppressed cells)"
         )
-    print(f"current release: {s['release'] or 'none yet'}")
+    if s.get("release_unchanged"):
+        print(
+            f"current release: {s['release']} (unchanged: the published content is the same, "
+            f"release {Path(s['release']).name} kept)"
+        )
+    else:
+        print(f"current release: {s['release'] or 'none yet'}")
 
 
 def build_parser(redact: bool = False) -> argparse.ArgumentParser:
@@ -211,8 +233,13 @@ def build_parser(redact: bool = False) -> argparse.ArgumentParser:
         for option, value in DEMO_SIZE.items():
             p.add_argument(f"--{option}", type=int, default=value)
         p.add_argument("--seed", type=int, default=42)
-    sub.add_parser(
+    run = sub.add_parser(
         "run", help="take pending deliveries, validate, pseudonymise, build, test, publish"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every dbt model from scratch, not only the institutions whose data changed",
     )
     sub.add_parser("status", help="deliveries accepted, rejected and duplicate; the last release")
     releases = sub.add_parser(

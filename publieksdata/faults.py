@@ -1,15 +1,43 @@
 """Fault injection for the crash tests: the process kills itself at a named point.
 
 ``PUBLIEKSDATA_FAULT=<point>`` makes the process SIGKILL itself when it reaches that point,
-exactly like a power cut there; unset (always, outside tests) nothing happens. Points:
-``intake.after_quarantine`` (an upload sealed into quarantine, not yet validated),
-``privacy.after_commit`` (a delivery's rows committed, its quarantine file not yet deleted).
+exactly like a power cut there; ``<point>@<n>`` waits for the n-th time the point is reached.
+Unset (always, outside tests) nothing happens. Points:
+
+- ``intake.after_quarantine``: an upload sealed into quarantine, not yet validated;
+- ``privacy.after_commit``: a delivery's rows committed, its quarantine file not yet deleted;
+- ``privacy.after_delivery``: a delivery wholly done (rows committed, file deleted), the next
+  one not begun -- with ``@n``, some deliveries pseudonymised and the rest still waiting;
+- ``dbt.mid_build``: while ``dbt build`` runs, after a model has been materialised (``@n``:
+  the n-th); the dbt process is killed together with the job, as a power cut would;
+- ``dbt.after_build``: dbt finished (every model and test), the release not yet begun.
 """
+
+from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
+from collections.abc import Iterable
+
+ENV = "PUBLIEKSDATA_FAULT"
+_reached: Counter[str] = Counter()
 
 
-def fault_point(name: str) -> None:
-    if os.environ.get("PUBLIEKSDATA_FAULT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+def fault_point(name: str, *, also_kill: Iterable[int] = ()) -> None:
+    """SIGKILL this process (and the processes ``also_kill``) if the fault ``name`` is set."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition("@")
+    if point != name:
+        return
+    _reached[name] += 1
+    if nth and _reached[name] < int(nth):
+        return
+    for pid in also_kill:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)

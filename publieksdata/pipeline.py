@@ -12,8 +12,26 @@ from publieksdata.settings import DataHome, PublieksdataError
 log = logging.getLogger(__name__)
 
 
-def run_job(home: DataHome) -> dict:
-    """Materialise the ``sector_refresh`` job in-process; raise PublieksdataError on failure."""
+def run_job(home: DataHome, *, force_release: bool = False, full_refresh: bool = False) -> dict:
+    """Materialise the ``sector_refresh`` job in-process; raise PublieksdataError on failure.
+
+    Holds the warehouse lock for the whole run (publieksdata/locking.py): a second job on the
+    same data home waits for this one, or stops with "in use". Without ``force_release`` a run
+    whose published content equals the current release keeps that release (``release_unchanged``
+    in the summary). ``full_refresh`` rebuilds every dbt model from scratch instead of only
+    the institutions whose data changed.
+    """
+    from publieksdata.locking import warehouse_lock
+
+    with warehouse_lock(home, "publieksdata run"):
+        before = current_release(home)
+        _execute(home, force_release, full_refresh)
+        out = summary(home)
+    out["release_unchanged"] = before is not None and out["release"] == str(before)
+    return out
+
+
+def _execute(home: DataHome, force_release: bool, full_refresh: bool = False) -> None:
     from orchestration.environment import configure_environment
 
     configure_environment(home)
@@ -29,7 +47,13 @@ def run_job(home: DataHome) -> dict:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                "ops": {
+                    "release": {"config": {"force": force_release}},
+                    "dbt_models": {"config": {"full_refresh": full_refresh}},
+                },
+            },
         )
     if not result.success:
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -39,7 +63,6 @@ def run_job(home: DataHome) -> dict:
             message = _root_message(err)
             raise PublieksdataError(f"the job failed in step {step}: {message}")
         raise PublieksdataError("the job failed; open the Dagster UI for the run's log")
-    return summary(home)
 
 
 def _root_message(err) -> str:
@@ -64,7 +87,12 @@ def summary(home: DataHome) -> dict:
     out: dict = {"data_home": str(home.root), "release": str(rel) if rel else None}
     if not home.warehouse.exists():
         return out
-    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        conn = duckdb.connect(str(home.warehouse), read_only=True)
+    except duckdb.IOException:
+        raise PublieksdataError(
+            "the warehouse is in use by a running job; ask again when it has finished"
+        ) from None
     try:
         out["deliveries"] = dict(
             conn.execute(

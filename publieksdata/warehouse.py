@@ -75,6 +75,15 @@ create table if not exists {db}.pseudo.events (
     primary key (institution_code, event_id)
 );
 
+-- Record keys for the cell-key perturbation of open years (docs/metrics.md): one per person
+-- key (a sector or an institution-scoped pseudonym), an HMAC of the pseudonym under the keyring's
+-- "record" key, as a number in [0, 1) on a grid of 2^-24 (so sums are exact in any order).
+-- Written by the privacy step, carried over by key rotation, removed by erasure.
+create table if not exists {db}.pseudo.person_record_keys (
+    person_key varchar primary key,
+    record_key double not null
+);
+
 create table if not exists {db}.meta.keyring (
     key_id varchar not null,
     fingerprint varchar not null,
@@ -140,6 +149,10 @@ def work_connection(
                 "wait for the running job to finish"
             ) from exc
         ensure_schema(conn, "wh")
+        # checkpoint when the write-ahead log reaches 1 GB (or at close), not at DuckDB's
+        # default 16 MB: a night of many deliveries otherwise pays a checkpoint every few
+        # commits. A crash loses nothing: the next open replays the log.
+        conn.execute("set checkpoint_threshold = '1GB'")
         if file_key is not None:
             from ingest.sealed import SealedFileSystem
 

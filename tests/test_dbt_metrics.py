@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from privacy.pseudonymise import record_key
 from publieksdata.warehouse import DDL
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -152,6 +153,13 @@ def write_warehouse(path: Path, sector: Sector) -> None:
         "values (?, ?, 'o', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, 'd1', ?)",
         [(*t[:11], t[10] and "NL", t[11], now) for t in sector.tickets],
     )
+    # every person key has a record key (the privacy step writes them; dbt's
+    # assert_every_person_has_a_record_key blocks a build without): closed years use none of them
+    persons = sorted({t[9] for t in sector.tickets if t[9]})
+    conn.executemany(
+        "insert into pseudo.person_record_keys values (?, ?)",
+        [(p, record_key(b"\x07" * 32, p)) for p in persons],
+    )
     conn.execute(
         "create table reference.institutions (code varchar, name varchar, discipline varchar, "
         "pc4 varchar)"
@@ -183,6 +191,9 @@ def warehouse(tmp_path_factory):
         **os.environ,
         "PUBLIEKSDATA_WAREHOUSE": str(path),
         "PUBLIEKSDATA_K": str(K),
+        # a run date at which 2022-2024 are closed: published exactly, as computed by hand here
+        # (the perturbation of open years: tests/test_privacy_attacks.py)
+        "PUBLIEKSDATA_AS_OF_DATE": "2025-06-01",
         "DBT_LOG_PATH": str(tmp / "logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
@@ -238,30 +249,35 @@ def test_benchmark_own_values(warehouse):
     # Persons: A, B, E = 16; 30 identified tickets / 16 = 1.875. New: B = 6 of 16 (the other 10
     # are 10 >= k). Persons of 2023: A, D, E = 15, back in 2024: A, E = 10 -> 10 / 15.
     # Young (12-29): B, born 2000 (24) = 6 of 16 with a known age. Local (Amsterdam): B (1011)
-    # and A (1012) = 11 of 16 with a known PC4.
+    # and A (1012) = 11 of 16 with a known PC4, but share_local follows market_area's Amsterdam
+    # cell, which is withheld (test_market_area: Utrecht 4 and Groningen 1 hold only 3 beyond
+    # one each, so Amsterdam goes too) -> NULL.
     check(only(focus(warehouse, "benchmark", 2024)), {
         "tickets": 40, "revenue": 600, "avg_price": 20.0, "occupancy": 0.36,
         "share_online": 0.75, "share_discounted": 0.25, "lead_time_days_median": 10.0,
         "share_identified": 0.75, "n_persons": 16, "tickets_per_person": 1.875,
         "share_new": 6 / 16, "retention": 10 / 15, "share_young": 6 / 16,
-        "share_local": 11 / 16, "suppressed": False,
+        "share_local": None, "suppressed": True,
         "size_class": "S", "peer_level": "discipline_size", "peer_n_institutions": 10,
     })  # fmt: skip
     # 2023: a x5 + e x5 at F23a, d x5 at F23b, all 20.00 online -> 15 tickets, 300. Persons 15,
     # new: A and D = 10 (E came in 2022). Of 2022's 10 (C, E), E came back: 0.5. Known ages:
-    # A (63) and E (33), no one young -> 0 of 10. Known PC4: A (Amsterdam) and E -> 5 of 10.
+    # A (63) and E (33), no one young -> 0 of 10. Known PC4: A (Amsterdam) and E -> 5 of 10,
+    # but the municipalities are Amsterdam 5, Utrecht 4, Groningen 1: the withheld 4 and 1 hold
+    # 3 < k beyond one each, so Amsterdam is withheld too and share_local with it -> NULL.
     check(only(focus(warehouse, "benchmark", 2023)), {
         "tickets": 15, "revenue": 300, "avg_price": 20.0, "occupancy": None,
         "share_online": 1.0, "share_discounted": 0.0, "lead_time_days_median": 10.0,
         "share_identified": 1.0, "n_persons": 15, "tickets_per_person": 1.0,
-        "share_new": 10 / 15, "retention": 0.5, "share_young": 0.0, "share_local": 0.5,
-        "suppressed": False, "size_class": "S", "peer_level": "sector", "peer_n_institutions": 1,
+        "share_new": 10 / 15, "retention": 0.5, "share_young": 0.0, "share_local": None,
+        "suppressed": True, "size_class": "S", "peer_level": "sector", "peer_n_institutions": 1,
     })  # fmt: skip
     # 2022: C and E at F22 -> 10 tickets, 10 persons, all new; no previous year. C is 12 (born
-    # 2010): 5 young of 10. C lives in 1011: 5 local of 10.
+    # 2010): 5 young of 10. C lives in 1011: 5 local of 10, but as in 2023 Amsterdam 5 is
+    # withheld beside Utrecht 4 and Groningen 1 -> share_local NULL.
     check(only(focus(warehouse, "benchmark", 2022)), {
         "tickets": 10, "revenue": 200, "n_persons": 10, "share_new": 1.0, "retention": None,
-        "share_young": 0.5, "share_local": 0.5, "suppressed": False, "peer_level": "sector",
+        "share_young": 0.5, "share_local": None, "suppressed": True, "peer_level": "sector",
     })  # fmt: skip
 
 
@@ -278,8 +294,9 @@ def test_benchmark_peer_statistics(warehouse):
     # mean (0.6 + 0.25 + 1/6 + 0.75) / 10; p75 at 6.75: 1/6 + 0.75 x (0.25 - 1/6).
     # n_persons: [16], th_b 6, th_c 5, th_d 5, six times 0 (0 is published): mean 3.2, two
     # largest 22 of 32 (69%) -> shown; p75 at 6.75 between 5 and 5 = 5.
-    # tickets_per_person, share_new, share_local: only th_focus, th_b, th_c, th_d have persons
-    # (4 < 5): no statistics. share_young: th_focus and th_b (B's ages known): 2. retention
+    # tickets_per_person, share_new: only th_focus, th_b, th_c, th_d have persons (4 < 5): no
+    # statistics. share_local: th_b (6 of 6), th_c and th_d (0 of 5); th_focus's is withheld
+    # (its Amsterdam cell is, test_market_area) -> 3. share_young: th_focus and th_b (B's ages known): 2. retention
     # and occupancy: th_focus only.
     got = only(focus(warehouse, "benchmark", 2024))
     share_identified = [0.75, 0.6, 0.25, 5 / 30] + [0.0] * 6
@@ -298,7 +315,7 @@ def test_benchmark_peer_statistics(warehouse):
         "share_new": (4, None, None, None, None, None),
         "retention": (1, None, None, None, None, None),
         "share_young": (2, None, None, None, None, None),
-        "share_local": (4, None, None, None, None, None),
+        "share_local": (3, None, None, None, None, None),
     }  # fmt: skip
     for metric, values in want.items():
         check(got, dict(zip([f"{metric}_peer_{s}" for s in ("n", "mean", "p25", "median", "p75", "rank")], values, strict=True)))  # fmt: skip
@@ -412,33 +429,41 @@ def test_market_area(warehouse):
     d_1012, d_3511, d_9711 = (haversine_km("1011", p) for p in ("1012", "3511", "9711"))
     # Amsterdam's centroid weighted by population: (52.37 x 10,000 + 52.38 x 5,000) / 15,000
     d_amsterdam = haversine_km("1011", ((52.37 * 10000 + 52.38 * 5000) / 15000, 4.90))
-    # 1011: B = 6 of 10,000 -> 0.6 per 1,000. Peers there: th_focus 6 + th_b 6 = 12, the two
-    # largest hold all of it (> 85%): no peer penetration, index or potential.
+    # Municipalities first: Amsterdam 11 (PC4 1011: 6, 1012: 5), Utrecht 4 (3511), Groningen 1
+    # (9711). Utrecht and Groningen are below k; each of their PC4 areas is known to hold >= 1, so
+    # together they hide (4 - 1) + (1 - 1) = 3 < k persons: the published total (16 persons with
+    # a known area, market_catchment) would pin each to [1, 4]. The next smallest, Amsterdam,
+    # is withheld too (it counts as two units, its two non-zero PC4 areas): every non-zero
+    # municipality is withheld. Amsterdam's PC4 areas then form a forced set: at least two
+    # withheld, so 1012 (5) and 1011 (6), 5 + 6 - 2 = 9 >= k beyond one each. 3511 (4) and 9711
+    # (1) are below k. Every cell of th_focus is withheld; peer values stay as they are.
+    # 1011: B = 6. Peers there: th_focus 6 + th_b 6 = 12, the two largest hold all of it (> 85%):
+    # no peer penetration, index or potential.
     check(got["1011"], {"area_level": "pc4", "gemeente_code": "GM0363", "population": 10000,
-                        "distance_km": 0.0, "distance_band": "0-10", "n_persons": 6,
-                        "penetration": 0.6, "peer_level": "discipline_size",
+                        "distance_km": 0.0, "distance_band": "0-10", "n_persons": None,
+                        "penetration": None, "peer_level": "discipline_size",
                         "peer_penetration": None, "penetration_index": None, "potential": None,
-                        "suppressed": False})  # fmt: skip
-    # 1012: A = 5 of 5,000 -> 1.0. Peers: th_focus 5 + th_c 5 (G) + th_d 5 (H) = 15, the two
-    # largest 10 (67%): 15 / (10 institutions x 5,000) x 1,000 = 0.3; index 1.0 / 0.3 x 100;
-    # potential max(0, 0.3 - 1.0) x 5 = 0.
-    check(got["1012"], {"distance_km": d_1012, "distance_band": "0-10", "n_persons": 5,
-                        "penetration": 1.0, "peer_penetration": 0.3,
-                        "penetration_index": 1.0 / 0.3 * 100, "potential": 0.0,
-                        "suppressed": False})  # fmt: skip
+                        "suppressed": True})  # fmt: skip
+    # 1012: A = 5, withheld. Peers: th_focus 5 + th_c 5 (G) + th_d 5 (H) = 15, the two largest
+    # 10 (67%): 15 / (10 institutions x 5,000) x 1,000 = 0.3; no own penetration, so no index
+    # and no potential.
+    check(got["1012"], {"distance_km": d_1012, "distance_band": "0-10", "n_persons": None,
+                        "penetration": None, "peer_penetration": 0.3,
+                        "penetration_index": None, "potential": None,
+                        "suppressed": True})  # fmt: skip
     # 3511: e1..e4 = 4 < k, withheld (its peer count is those same 4: no peer value either);
-    # 9711: e5 = 1, withheld. Two withheld cells, 5 persons: nothing more to withhold.
+    # 9711: e5 = 1, withheld.
     check(got["3511"], {"distance_km": d_3511, "distance_band": "25-50", "n_persons": None,
                         "penetration": None, "peer_penetration": None, "suppressed": True})  # fmt: skip
     check(got["9711"], {"distance_km": d_9711, "distance_band": "50+", "n_persons": None,
                         "suppressed": True})  # fmt: skip
-    # Amsterdam: 11 of 15,000; peers 11 + 6 + 5 + 5 = 27 (two largest 17, 63%):
-    # 27 / (10 x 15,000) x 1,000 = 0.18; potential 0 (own penetration is higher).
+    # Amsterdam: 11, withheld (above); peers 11 + 6 + 5 + 5 = 27 (two largest 17, 63%):
+    # 27 / (10 x 15,000) x 1,000 = 0.18.
     check(got["GM0363"], {"area_level": "gemeente", "area_name": "Amsterdam", "population": 15000,
-                          "distance_km": d_amsterdam, "distance_band": "0-10", "n_persons": 11,
-                          "penetration": 11 / 15, "peer_penetration": 0.18,
-                          "penetration_index": 11 / 15 / 0.18 * 100, "potential": 0.0,
-                          "suppressed": False})  # fmt: skip
+                          "distance_km": d_amsterdam, "distance_band": "0-10", "n_persons": None,
+                          "penetration": None, "peer_penetration": 0.18,
+                          "penetration_index": None, "potential": None,
+                          "suppressed": True})  # fmt: skip
     check(got["GM0344"], {"n_persons": None, "population": 8000, "suppressed": True})
     check(got["GM0014"], {"n_persons": None, "population": 4000, "suppressed": True})
 
@@ -446,11 +471,14 @@ def test_market_area(warehouse):
 def test_market_catchment(warehouse):
     # 2024, 16 persons: 11 within 10 km (1011 at 0, 1012 at ~1.1 km), 4 at ~34 km (3511), 1 at
     # ~144 km (9711). Bands 11 / 0 / 4 / 1: 4 and 1 withheld (5 persons together). Within 10 and
-    # 25 km: 11 of 16 (the rest, 5, passes k). Within 50 km: 15 of 16 would split the withheld
-    # bands (and leave 1 beyond): NULL. Radii: 60% is reached at the 10th person (1012),
+    # 25 km: 11 of 16 (the rest, 5, passes k) would pass the band rules, but market_area withholds
+    # PC4 areas on both sides of 10 and 25 km (1011 and 1012 inside, 3511 and 9711 beyond): the
+    # share would give Amsterdam's 11 and so Utrecht + Groningen = 5 (each pinned to [1, 4]):
+    # NULL. Within 50 km: 15 of 16 would split the withheld bands (and leave 1 beyond): NULL.
+    # Radii: 60% is reached at the 10th person (1012),
     # 80% and 90% at the 15th (3511), rounded up to whole km.
     check(only(focus(warehouse, "market_catchment", 2024)), {
-        "n_persons": 16, "share_within_10km": 11 / 16, "share_within_25km": 11 / 16,
+        "n_persons": 16, "share_within_10km": None, "share_within_25km": None,
         "share_within_50km": None, "radius_60_km": float(math.ceil(haversine_km("1011", "1012"))),
         "radius_80_km": float(math.ceil(haversine_km("1011", "3511"))),
         "radius_90_km": float(math.ceil(haversine_km("1011", "3511"))), "suppressed": True,
@@ -477,13 +505,14 @@ def test_market_age(warehouse):
 def test_market_sector(warehouse):
     # theater 2024 (10 institutions): Amsterdam residents who visited a theatre: B, A, G, H = 21
     # of 15,000 -> 1.4 per 1,000; the institutions' counts 11 + 6 + 5 + 5, two largest 17 of 27.
-    # Utrecht 4 and Groningen 1 are below k. museum and muziek have one institution each: all
+    # Utrecht 4 and Groningen 1 are below k, and hide only (4 - 1) + (1 - 1) = 3 < k beyond one
+    # each: Amsterdam is withheld too (every non-zero cell of the set). museum and muziek have one institution each: all
     # their cells are withheld, zeros included (business confidentiality).
     got = {
         (r["discipline"], r["gemeente_code"]): r
         for r in rows(warehouse, "select * from published.market_sector where year = 2024")
     }
-    check(got[("theater", "GM0363")], {"n_institutions": 10, "n_persons": 21, "penetration": 1.4, "suppressed": False})  # fmt: skip
+    check(got[("theater", "GM0363")], {"n_institutions": 10, "n_persons": None, "penetration": None, "suppressed": True})  # fmt: skip
     check(got[("theater", "GM0344")], {"n_persons": None, "suppressed": True})
     check(got[("theater", "GM0014")], {"n_persons": None, "suppressed": True})
     assert all(r["suppressed"] for (d, _), r in got.items() if d != "theater")

@@ -127,6 +127,19 @@ def test_release_holds_a_verified_package_per_member(warehouse_home):
         assert not (folder / "csv" / "sector_notes.csv").exists()
 
 
+def test_the_manifest_says_perturbed_only_when_the_release_holds_an_open_year(warehouse_home):
+    """open_years_perturbed is true only when a published table holds a year still open at the
+    run date (until 1 February of the next year; macros/perturbation.sql)."""
+    from datetime import date
+
+    from orchestration.assets.publication import holds_open_year
+
+    warehouse = warehouse_home.warehouse  # years 2024 and 2025
+    assert holds_open_year(warehouse, date(2025, 6, 1))
+    assert holds_open_year(warehouse, date(2026, 1, 31))  # 2025 still takes late deliveries
+    assert not holds_open_year(warehouse, date(2026, 2, 1))
+
+
 def test_a_member_without_data_gets_an_empty_package(warehouse_home):
     rel = publish_release(warehouse_home)
     folder = rel.path / "institutions" / "fe_nieuw"

@@ -69,3 +69,60 @@ def test_pseudonym_is_not_the_plain_hash():
 def test_keyring_repr_hides_the_secret():
     ring = Keyring("k1", "abcd", b"s" * 32)
     assert "sss" not in repr(ring)
+
+
+# The fast paths of privacy/normalise.py accept only what the full parsers accept, with the
+# same result: if they ever disagreed, one person would get two pseudonyms depending on which
+# path a value took.
+from hypothesis import settings  # noqa: E402
+
+from privacy.normalise import (  # noqa: E402
+    _parsed_phone,
+    _plain_dutch_phone,
+    _plain_email,
+    _validated_email,
+)
+
+_LOCAL = r"[a-z0-9]{1,8}(?:[._+-][a-z0-9]{1,8}){0,3}"
+_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?\.){1,3}[a-z]{2,8}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(rf"{_LOCAL}@{_DOMAIN}", fullmatch=True) | st.text(max_size=40))
+def test_the_email_fast_path_accepts_only_what_email_validator_accepts(text):
+    if _plain_email(text):
+        assert _validated_email(text) == text
+
+
+@pytest.mark.parametrize(
+    "address", ["a@b.test", "a@x.localhost", "jan@xn--bcher-kva.de", "a..b@c.nl", ".a@c.nl",
+                "a@-c.nl", "a@c-.nl", "a@c.n1", "a" * 65 + "@c.nl"],
+)  # fmt: skip
+def test_addresses_the_fast_path_leaves_to_the_full_check(address):
+    assert not _plain_email(address)
+    assert normalise_email(address) == _validated_email(address)
+
+
+_NATIONAL = st.from_regex(r"[1-9][0-9]{8}", fullmatch=True)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    national=_NATIONAL,
+    prefix=st.sampled_from(["0", "+31", "+31 ", "0031"]),
+    sep=st.sampled_from(["", " ", "-", "  "]),
+)
+def test_the_phone_fast_path_agrees_with_phonenumbers(national, prefix, sep):
+    written = prefix + national[:1] + sep + national[1:5] + sep + national[5:]
+    text = "+" + written[2:] if written.startswith("00") else written
+    fast = _plain_dutch_phone(text)
+    if fast is not None:
+        assert fast == _parsed_phone(text, "NL")
+    assert normalise_phone(written) == _parsed_phone(text, "NL")
+
+
+def test_the_phone_fast_path_takes_the_common_dutch_numbers():
+    # mobile and Amsterdam fixed line: the shapes that make up nearly every delivery
+    assert _plain_dutch_phone("0612345678") == "+31612345678"
+    assert _plain_dutch_phone("+31201234567") == "+31201234567"
+    assert _plain_dutch_phone("0800-1234") is None  # service numbers: the full path

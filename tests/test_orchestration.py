@@ -169,7 +169,7 @@ def test_a_failing_dbt_test_blocks_publication(home, monkeypatch):
     job = defs.resolve_job_def("sector_refresh")
     selection = [
         k for k in job.asset_layer.asset_graph.get_all_asset_keys()
-        if k.path[0] not in ("reference", "intake", "pseudo")
+        if k.path[0] not in ("reference", "intake", "pseudo", "perturbation")
     ]  # fmt: skip
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(

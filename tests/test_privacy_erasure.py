@@ -68,6 +68,21 @@ def test_erase_by_email_unlinks_every_row_of_the_person(sector):
     assert hits == ["warehouse.duckdb:meta.erased"]
 
 
+def test_erasure_deletes_the_persons_record_keys(sector):
+    """The erased person's record keys (cell-key perturbation) go with their pseudonyms; everyone
+    else keeps theirs, so their cells keep their deviation."""
+    from test_privacy_keys import record_keys
+
+    before = record_keys(sector)
+    erase_person(sector, ErasureRequest("email", "ann@example.nl"))
+    erased = {r[0] for r in meta(sector, "select pseudonym from meta.erased")}
+    after = record_keys(sector)
+    assert erased and erased <= set(before) and not erased & set(after)
+    assert after == {p: k for p, k in before.items() if p not in erased}
+    live = {p for r in tickets(sector).values() for p in r[:2] if p}
+    assert set(after) == live
+
+
 def test_erase_by_customer_number_takes_the_persons_rows_at_other_members(sector):
     outcome = erase_person(sector, ErasureRequest("customer_id", "C1", "th_a"))
     assert outcome.institution == "th_a" and outcome.ticket_rows == 5
@@ -132,7 +147,7 @@ def no_rebuild(monkeypatch):
 
     calls = []
 
-    def fake_run_job(home):
+    def fake_run_job(home, **options):
         calls.append(home)
         return {"data_home": str(home.root), "release": None}
 

@@ -133,6 +133,55 @@ def test_rotation_rekeys_every_pseudonym_and_keeps_every_link(sector):
     conn.close()
 
 
+def record_keys(home) -> dict[str, float]:
+    """pseudo.person_record_keys: person key -> record key (the cell-key perturbation)."""
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        rows = conn.execute("select person_key, record_key from pseudo.person_record_keys")
+        return dict(rows.fetchall())
+    finally:
+        conn.close()
+
+
+def record_key_per_ticket(home) -> dict[tuple[str, str], tuple]:
+    """Each ticket's record keys, of its sector and of its customer pseudonym (None: no key)."""
+    keys = record_keys(home)
+    return {t: tuple(p and keys.get(p) for p in r[:2]) for t, r in tickets(home).items()}
+
+
+def cell_key(keys) -> float:
+    """A cell's key as macros/perturbation.sql computes it: the fractional part of the sum."""
+    total = sum(keys)
+    return total - int(total)
+
+
+def test_every_pseudonym_has_a_record_key(sector):
+    """The privacy step writes a record key for every person key it brings in (a person without
+    one would add 0 to every cell key; dbt's assert_every_person_has_a_record_key blocks it)."""
+    pseudonyms = {p for r in tickets(sector).values() for p in r[:2] if p}
+    keys = record_keys(sector)
+    assert pseudonyms and set(keys) == pseudonyms
+    assert all(0 <= k < 1 and (k * 2**24).is_integer() for k in keys.values())
+
+
+def test_rotation_keeps_each_persons_record_key(sector):
+    """Record keys move to the new pseudonyms unchanged: the same persons, the same cell key and
+    so the same deviation before and after `keys rotate` (docs/metrics.md)."""
+    before = record_key_per_ticket(sector)
+    rows = tickets(sector)
+    assert all((p is None) == (k is None) for t, keys in before.items()
+               for p, k in zip(rows[t][:2], keys, strict=True))  # fmt: skip
+    th_a_before = cell_key({k for (inst, _), (k, _) in before.items() if inst == "th_a" and k})
+    rotate_keys(sector)
+    after = record_key_per_ticket(sector)
+    assert after == before
+    th_a_after = cell_key({k for (inst, _), (k, _) in after.items() if inst == "th_a" and k})
+    assert th_a_after == th_a_before
+    # keyed by the new pseudonyms only, one per pseudonym; none left under an old one
+    pseudonyms = {p for r in tickets(sector).values() for p in r[:2] if p}
+    assert set(record_keys(sector)) == pseudonyms
+
+
 def test_a_delivery_after_rotations_links_to_the_persons_history(sector):
     rotate_keys(sector)
     rotate_keys(sector)

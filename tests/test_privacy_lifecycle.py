@@ -73,6 +73,9 @@ def lifecycle(tmp_path_factory):
     home = isolated_home(root, mp, b"\x09")
     generate_sector(root, institutions=4, persons=600, years=2, seed=5)
     year = json.loads((root / "synthetic" / "truth.json").read_text())["years"][-1]
+    # the year closed (published exactly): the numbers below are the persons themselves, not
+    # the open-year perturbation of docs/metrics.md
+    mp.setenv("PUBLIEKSDATA_AS_OF_DATE", f"{year + 1}-06-01")
     with home.registry.open("a") as fh:
         fh.write(f"{MEMBER},Lifecycle Zaal,theater,3511,\n")
     deliver(home, MEMBER, "first.csv", visits(year, "A"))

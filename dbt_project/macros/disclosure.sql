@@ -13,18 +13,29 @@
     ({{ n }} > 0 and {{ n }} < {{ k_min() }})
 {%- endmacro %}
 
-{#- A count of persons: published when 0 or >= k, else NULL. -#}
-{% macro k_count(n) -%}
-    case when {{ n }} = 0 or {{ n }} >= {{ k_min() }} then {{ n }} end
+{#- A count of persons: published when 0 or >= k, else NULL. The decision is taken on the exact
+    count `n`; `n_p`, when given, is the value shown (the perturbed count of an open year,
+    macros/perturbation.sql). The same holds for the shares and means below. -#}
+{% macro k_count(n, n_p=none) -%}
+    case when {{ n }} = 0 or {{ n }} >= {{ k_min() }} then {{ n_p if n_p else n }} end
 {%- endmacro %}
 
 {#- A share of persons: the denominator needs k, the numerator 0 or >= k. -#}
-{% macro k_share(numerator, denominator) -%}
+{% macro k_share(numerator, denominator, numerator_p=none, denominator_p=none) -%}
     case
         when {{ denominator }} >= {{ k_min() }}
          and ({{ numerator }} = 0 or {{ numerator }} >= {{ k_min() }})
-        then cast({{ numerator }} as double) / {{ denominator }}
+        then {{ share_value(numerator, denominator, numerator_p, denominator_p) }}
     end
+{%- endmacro %}
+
+{#- The value of a share that passes: exact, or from the perturbed counts (at most 1). -#}
+{% macro share_value(numerator, denominator, numerator_p=none, denominator_p=none) -%}
+    {%- if numerator_p or denominator_p -%}
+    least(1.0, cast({{ numerator_p or numerator }} as double) / {{ denominator_p or denominator }})
+    {%- else -%}
+    cast({{ numerator }} as double) / {{ denominator }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- A share of a two-way split (new vs returning, young vs not young, ...). The share and the
@@ -36,16 +47,19 @@
      and not {{ k_fails('(' ~ denominator ~ ' - ' ~ numerator ~ ')') }})
 {%- endmacro %}
 
-{% macro k_share_split(numerator, denominator) -%}
+{% macro k_share_split(numerator, denominator, numerator_p=none, denominator_p=none) -%}
     case
         when {{ k_split_passes(numerator, denominator) }}
-        then cast({{ numerator }} as double) / {{ denominator }}
+        then {{ share_value(numerator, denominator, numerator_p, denominator_p) }}
     end
 {%- endmacro %}
 
 {#- A mean or ratio over persons (e.g. tickets per person): the persons need k. -#}
-{% macro k_mean(total, n_persons) -%}
-    case when {{ n_persons }} >= {{ k_min() }} then cast({{ total }} as double) / {{ n_persons }} end
+{% macro k_mean(total, n_persons, n_persons_p=none) -%}
+    case
+        when {{ n_persons }} >= {{ k_min() }}
+            then cast({{ total }} as double) / {{ n_persons_p if n_persons_p else n_persons }}
+    end
 {%- endmacro %}
 
 {#- A plain ratio without persons behind it (tickets, revenue). -#}
@@ -62,15 +76,25 @@
 {#- Secondary suppression, one pass over `relation` (a CTE name). Cells are rows; a set is the
     rows sharing `set_columns`; `flag_column` says a cell is withheld. In a set where a cell is
     withheld (or where `force` is true, e.g. the set's own total is withheld), the smallest non-zero
-    published cells are withheld too, until at least two cells are withheld and together they hold
-    at least k persons (so neither one cell nor the sum of the withheld cells is a group below k).
+    published cells are withheld too, until at least two cells are withheld and the withheld cells
+    hold at least k persons *beyond one each*: sum(withheld) - count(withheld non-zero) >= k (or
+    no non-zero cell is left to withhold). Zeros are published, so an attacker knows every withheld
+    cell holds at least 1; with the set's total published, a withheld cell then lies anywhere in
+    [1, sum - (count - 1)], an interval of width sum - count >= k (docs/decisions.md; the linear
+    programming attack of tests/test_privacy_attacks.py). Withholding only until sum >= k left
+    e.g. cells 4 and 1 (k = 5) each pinned to [1, 4].
+    `units` (an expression, default 1 for a non-zero cell) is how many cells known to hold >= 1 a
+    cell stands for: a withheld municipality whose PC4 areas are withheld too is known to hold at
+    least one person per non-zero area, so its slack is n - (its non-zero areas), not n - 1
+    (int_market_area_disclosed). The rule is then sum(withheld) - sum(units of withheld) >= k.
     `prefer` (an expression) and `prefer_set` (columns of another grouping: prefer cells whose group
     already holds a withheld cell) choose among candidates before size does, so that one pass
     disturbs other sets as little as possible. Returns `columns` and the updated `flag_column`.
     Portable SQL: window functions only. -#}
 {% macro secondary_suppression(relation, columns, set_columns, n_column, flag_column, tiebreak,
-                               force=none, prefer=none, prefer_set=none) -%}
+                               force=none, prefer=none, prefer_set=none, units=none) -%}
 {%- set set_cols = set_columns | join(', ') -%}
+{%- set unit = units if units else "case when " ~ n_column ~ " > 0 then 1 else 0 end" -%}
 {%- set candidate = "(not " ~ flag_column ~ " and " ~ n_column ~ " > 0)" -%}
 {%- set candidate_order -%}
     {%- if prefer %}case when {{ prefer }} then 0 else 1 end, {% endif -%}
@@ -83,7 +107,11 @@ select
     {%- endfor %}
     {{ flag_column }} or coalesce(
         ({{ force if force else 'false' }} or _n_withheld > 0)
-        and (_candidate_rank <= 2 - _n_withheld or _withheld_persons + _candidates_before < {{ k_min() }}),
+        and (
+            _candidate_rank <= 2 - _n_withheld
+            or (_withheld_persons - _withheld_units) + (_candidates_before - _candidate_units_before)
+                < {{ k_min() }}
+        ),
         false
     ) as {{ flag_column }}
 from (
@@ -93,6 +121,8 @@ from (
             over (partition by {{ set_cols }}) as _n_withheld,
         sum(case when {{ flag_column }} then {{ n_column }} else 0 end)
             over (partition by {{ set_cols }}) as _withheld_persons,
+        sum(case when {{ flag_column }} then {{ unit }} else 0 end)
+            over (partition by {{ set_cols }}) as _withheld_units,
         case when {{ candidate }} then
             row_number() over (
                 partition by {{ set_cols }}, case when {{ candidate }} then 1 else 0 end
@@ -105,7 +135,14 @@ from (
                 order by {{ candidate_order }}
                 rows between unbounded preceding and 1 preceding
             ), 0)
-        end as _candidates_before
+        end as _candidates_before,
+        case when {{ candidate }} then
+            coalesce(sum({{ unit }}) over (
+                partition by {{ set_cols }}, case when {{ candidate }} then 1 else 0 end
+                order by {{ candidate_order }}
+                rows between unbounded preceding and 1 preceding
+            ), 0)
+        end as _candidate_units_before
     from (
         select
             {{ relation }}.*

@@ -1,5 +1,9 @@
 """The dbt project as assets; dbt tests become asset checks."""
 
+import datetime as dt
+import json
+import os
+import subprocess
 from collections.abc import Mapping
 from typing import Any
 
@@ -7,6 +11,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.project import dbt_project, prepare_manifest
+from publieksdata.faults import fault_point
+from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home
 
 prepare_manifest()
@@ -30,21 +36,57 @@ class PublieksdataTranslator(DagsterDbtTranslator):
 translator = PublieksdataTranslator()
 
 
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+    """Rebuild every model from scratch instead of only the institutions whose deliveries
+    changed (the incremental models of macros/incremental.sql)."""
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
     pool="warehouse",
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    target = data_home().dbt / "target"
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
+    home = data_home()
+    target = home.dbt / "target"
+    # the run date decides which years are open and so perturbed (macros/perturbation.sql)
+    as_of = json.dumps({"as_of_date": run_date().isoformat()})
+    with warehouse_lock(home, f"dbt build (run {context.run_id})"):
+        args = ["build", "--vars", as_of, *(["--full-refresh"] if config.full_refresh else [])]
+        invocation = dbt.cli(args, context=context, target_path=target)
+        try:
+            for event in invocation.stream():
+                yield event
+                if isinstance(event, dg.Output | dg.AssetMaterialization):
+                    # crash tests: a power cut while dbt builds (dbt is killed with the job)
+                    fault_point("dbt.mid_build", also_kill=[invocation.process.pid])
+        finally:
+            _stop(invocation.process)  # never leave dbt writing after the step (and lock) ended
+    fault_point("dbt.after_build")
+
+
+def _stop(process) -> None:
+    """End a dbt process that outlived its step (the step failed or was cancelled)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_date() -> dt.date:
+    """The date the build counts as today: PUBLIEKSDATA_AS_OF_DATE (YYYY-MM-DD), else today."""
+    given = os.environ.get("PUBLIEKSDATA_AS_OF_DATE", "").strip()
+    return dt.date.fromisoformat(given) if given else dt.date.today()
 
 
 def published_model_keys() -> list[dg.AssetKey]:
     """Asset keys of the models that form a release (dbt schema ``published``)."""
-    import json
-
     manifest = json.loads(dbt_project.manifest_path.read_text())
     return [
         translator.get_asset_spec(manifest, uid, dbt_project).key

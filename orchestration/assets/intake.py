@@ -6,7 +6,9 @@ import dagster as dg
 
 from ingest.intake import DeliveryOutcome, take_deliveries
 from ingest.reference import load_reference
+from orchestration.withheld import values_withheld
 from privacy.step import pseudonymise_pending
+from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home
 
 WAREHOUSE_POOL = "warehouse"  # one writer to DuckDB at a time, across runs
@@ -40,7 +42,9 @@ def _problem_summary(outcome: DeliveryOutcome) -> str:
     ],
 )
 def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.MaterializeResult:
-    outcomes = take_deliveries(data_home(), only=config.files or None)
+    home = data_home()
+    with warehouse_lock(home, f"intake (run {context.run_id})"), values_withheld("intake"):
+        outcomes = take_deliveries(home, only=config.files or None)
     status = Counter(o.status for o in outcomes)
     rejected = [o for o in outcomes if o.status == "rejected"]
     for o in rejected:
@@ -97,11 +101,20 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.Ma
             group_name="privacy",
             description="Events of every member, latest delivery wins.",
         ),
+        dg.AssetSpec(
+            ["perturbation", "person_record_keys"],
+            deps=[deliveries],
+            group_name="privacy",
+            description="One record key in [0, 1) per person key, for the cell-key "
+            "perturbation of open years (docs/metrics.md); never published.",
+        ),
     ],
     pool=WAREHOUSE_POOL,
 )
 def pseudonymised(context: dg.AssetExecutionContext):
-    outcomes = pseudonymise_pending(data_home())
+    home = data_home()
+    with warehouse_lock(home, f"privacy (run {context.run_id})"), values_withheld("privacy"):
+        outcomes = pseudonymise_pending(home)
     for kind, key in (("tickets", ["pseudo", "tickets"]), ("events", ["pseudo", "events"])):
         mine = [o for o in outcomes if o.kind == kind]
         soft = Counter()
@@ -115,6 +128,10 @@ def pseudonymised(context: dg.AssetExecutionContext):
                 **({"soft_problems": dg.MetadataValue.json(dict(soft))} if soft else {}),
             },
         )
+    yield dg.MaterializeResult(
+        asset_key=["perturbation", "person_record_keys"],
+        metadata={"deliveries": sum(1 for o in outcomes if o.kind == "tickets")},
+    )
 
 
 @dg.multi_asset(
@@ -133,7 +150,9 @@ def pseudonymised(context: dg.AssetExecutionContext):
     pool=WAREHOUSE_POOL,
 )
 def reference_data(context: dg.AssetExecutionContext):
-    counts = load_reference(data_home())
+    home = data_home()
+    with warehouse_lock(home, f"reference data (run {context.run_id})"):
+        counts = load_reference(home)
     yield dg.MaterializeResult(
         asset_key=["reference", "institutions"], metadata={"institutions": counts["institutions"]}
     )

@@ -1,15 +1,23 @@
 """Publication: a release of the published marts, only after every dbt test passed."""
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from exports.release import publish_release, remove_incomplete
-from orchestration.assets.dbt import published_model_keys
+from exports.release import PUBLISHED_SCHEMA, published_tables, publish_release, remove_incomplete
+from orchestration.assets.dbt import published_model_keys, run_date
 from privacy.guard import check_release
+from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home
+
+
+class ReleaseConfig(dg.Config):
+    force: bool = False
+    """Publish a new release even when its content equals the current one (erasure and key
+    rotation set this: the erasure log names the release published without the person)."""
 
 
 @dg.asset(
@@ -18,15 +26,30 @@ from publieksdata.settings import data_home
     deps=published_model_keys(),
     description="An immutable release folder in published/<id>/; published/current is switched "
     "only after the whole release is written and verified. Blocked when the compiled SQL of a "
-    "published model could carry a person key (privacy/guard.py).",
+    "published model could carry a person key (privacy/guard.py). When the published content "
+    "equals the current release's (manifest content_fingerprint), no release is written: the "
+    "materialisation says 'unchanged, release <id> kept' and keeps the same data version.",
 )
-def release(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def release(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.MaterializeResult:
     home = data_home()
-    guard = check_release(home)  # raises, and so blocks the release, on any finding
-    remove_incomplete(home)
-    rel = publish_release(home)
+    with warehouse_lock(home, f"publication (run {context.run_id})"):
+        guard = check_release(home)  # raises, and so blocks the release, on any finding
+        remove_incomplete(home)
+        # open years are perturbed by the dbt models (macros/perturbation.sql): the manifest
+        # says so when the release holds one
+        rel = publish_release(
+            home,
+            open_years_perturbed=holds_open_year(home.warehouse, run_date()),
+            only_if_changed=not config.force,
+        )
+    if rel.unchanged:
+        context.log.info(f"published content unchanged: release {rel.release_id} kept")
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(rel.manifest.get("content_fingerprint", rel.release_id)),
         metadata={
+            "outcome": f"unchanged, release {rel.release_id} kept"
+            if rel.unchanged
+            else f"new release {rel.release_id}",
             "release_id": rel.release_id,
             "path": dg.MetadataValue.path(str(rel.path)),
             "tables": dg.MetadataValue.json(_table_summary(rel.path)),
@@ -37,8 +60,34 @@ def release(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "k": rel.manifest["k"],
             "person_key_guard": f"{guard.columns} columns of {guard.models} published models "
             "traced: none carries a person key",
-        }
+        },
     )
+
+
+def first_open_year(day: dt.date) -> int:
+    """A year is open until 1 February of the next (macros/perturbation.sql, first_open_year)."""
+    return day.year - 1 if day.month == 1 else day.year
+
+
+def holds_open_year(warehouse: Path, day: dt.date) -> bool:
+    """Whether a published table has a row of a year still open at ``day``: only then does the
+    release hold perturbed counts, and only then does its manifest say open_years_perturbed."""
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute("attach ? as wh (read_only)", [str(warehouse)])
+        for table in published_tables(conn):
+            columns = {r[0] for r in conn.execute(
+                "select column_name from duckdb_columns() where database_name = 'wh' "
+                "and schema_name = ? and table_name = ?", [PUBLISHED_SCHEMA, table]).fetchall()}  # fmt: skip
+            # every table that counts persons has the year they are counted in
+            if "year" in columns and conn.execute(
+                f'select count(*) from wh.{PUBLISHED_SCHEMA}."{table}" where year >= ?',
+                [first_open_year(day)],
+            ).fetchone()[0]:
+                return True
+        return False
+    finally:
+        conn.close()
 
 
 def _table_summary(release_path: Path) -> dict:

@@ -4,6 +4,8 @@
 -- follow the k rule; a share of a two-way split also needs k in the other part; and the shares
 -- that are sums of cells published elsewhere follow those cells' suppression: share_new the
 -- cohorts' new persons, share_young the age bands, share_local the own municipality's cell.
+-- In open years the counts shown, and the shares and means over persons, come from perturbed
+-- counts (macros/perturbation.sql); every decision to withhold is taken on the exact counts.
 with ticket_metrics as (
     select * from {{ ref('int_benchmark_ticket_metrics') }}
 ),
@@ -67,6 +69,14 @@ joined as (
         person_counts.n_known_area,
         person_counts.n_previous,
         person_counts.n_previous_returned,
+        person_counts.key_persons,
+        person_counts.key_new,
+        person_counts.key_young,
+        person_counts.key_known_age,
+        person_counts.key_local,
+        person_counts.key_known_area,
+        person_counts.key_previous,
+        person_counts.key_previous_returned,
         coalesce(cohorts.is_withheld, false) as is_new_withheld,
         coalesce(age_withheld.n_withheld_young, 0) > 0
             and coalesce(age_withheld.n_withheld_other, 0) > 0 as is_young_straddling,
@@ -86,6 +96,19 @@ joined as (
         and ticket_metrics.year = own_municipality.year
 ),
 
+perturbed as (
+    {{ with_perturbed_counts('joined', [
+        ('n_persons_raw', 'key_persons'),
+        ('n_new', 'key_new'),
+        ('n_young', 'key_young'),
+        ('n_known_age', 'key_known_age'),
+        ('n_local', 'key_local'),
+        ('n_known_area', 'key_known_area'),
+        ('n_previous', 'key_previous', 'joined.year - 1'),
+        ('n_previous_returned', 'key_previous_returned'),
+    ]) }}
+),
+
 published as (
     select
         institution_code,
@@ -98,21 +121,29 @@ published as (
         share_discounted,
         lead_time_days_median,
         share_identified,
-        {{ k_count('n_persons_raw') }} as n_persons,
-        {{ k_mean('identified_tickets', 'n_persons_raw') }} as tickets_per_person,
-        case when not is_new_withheld then {{ k_share_split('n_new', 'n_persons_raw') }} end
-            as share_new,
-        {{ k_share_split('n_previous_returned', 'n_previous') }} as retention,
-        case when not is_young_straddling then {{ k_share_split('n_young', 'n_known_age') }} end
-            as share_young,
-        case when not is_local_withheld then {{ k_share_split('n_local', 'n_known_area') }} end
-            as share_local,
+        {{ k_count('n_persons_raw', 'n_persons_raw_p') }} as n_persons,
+        {{ k_mean('identified_tickets', 'n_persons_raw', 'n_persons_raw_p') }}
+            as tickets_per_person,
+        case
+            when not is_new_withheld
+                then {{ k_share_split('n_new', 'n_persons_raw', 'n_new_p', 'n_persons_raw_p') }}
+        end as share_new,
+        {{ k_share_split('n_previous_returned', 'n_previous', 'n_previous_returned_p',
+                         'n_previous_p') }} as retention,
+        case
+            when not is_young_straddling
+                then {{ k_share_split('n_young', 'n_known_age', 'n_young_p', 'n_known_age_p') }}
+        end as share_young,
+        case
+            when not is_local_withheld
+                then {{ k_share_split('n_local', 'n_known_area', 'n_local_p', 'n_known_area_p') }}
+        end as share_local,
         n_persons_raw,
         n_previous,
         n_known_age,
         n_known_area,
         n_local
-    from joined
+    from perturbed
 ),
 
 final as (

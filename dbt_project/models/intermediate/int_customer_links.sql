@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_institutions() }}",
+    )
+}}
+-- depends_on: {{ ref('int_institution_versions') }}
 -- Within one institution, rows that share a customer_id are one person, also where only some
 -- of those rows carry an e-mail or phone (delivery-standard.md): link each institution-scoped
 -- customer pseudonym to the sector pseudonym seen with it. Where one account was seen with
@@ -5,18 +13,30 @@
 -- does not depend on the pseudonyms themselves, so a key rotation cannot change it.
 with tickets as (
     select * from {{ ref('stg_pseudo__tickets') }}
+    where {{ only_changed_institutions() }}
+),
+
+versions as (
+    select * from {{ ref('int_institution_versions') }}
 ),
 
 links as (
     select
-        institution_code,
-        customer_pseudonym,
+        tickets.institution_code,
+        tickets.customer_pseudonym,
         min_by(sector_pseudonym, {{ dbt.concat(["cast(sold_at as varchar)", "'|'", "ticket_id"]) }})
             as linked_sector_pseudonym
     from tickets
     where customer_pseudonym is not null
       and sector_pseudonym is not null
-    group by institution_code, customer_pseudonym
+    group by tickets.institution_code, tickets.customer_pseudonym
 )
 
-select * from links
+select
+    links.institution_code,
+    links.customer_pseudonym,
+    links.linked_sector_pseudonym,
+    versions.institution_version
+from links
+inner join versions
+    on versions.institution_code = links.institution_code

@@ -1,11 +1,13 @@
 -- Raw person counts per institution and year, before disclosure control: the numerators and
--- denominators of the benchmark's and the loyalty summary's person metrics.
+-- denominators of the benchmark's and the loyalty summary's person metrics. Beside each count
+-- the sum of its persons' record keys (key_*), from which the perturbation of open years takes
+-- the cell key (macros/perturbation.sql).
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
 ),
 
 areas as (
@@ -42,7 +44,37 @@ current_year as (
         ) as n_local,
         sum(case when person_years_located.home_gemeente_code is not null then 1 else 0 end)
             as n_known_area,
-        sum(case when person_years_located.has_sector_key then 1 else 0 end) as n_sector_key
+        sum(case when person_years_located.has_sector_key then 1 else 0 end) as n_sector_key,
+        sum(person_years_located.record_key) as key_persons,
+        sum(case when person_years_located.is_new then person_years_located.record_key else 0 end)
+            as key_new,
+        sum(
+            case
+                when person_years_located.age_band in ('12-17', '18-29')
+                    then person_years_located.record_key
+                else 0
+            end
+        ) as key_young,
+        sum(
+            case
+                when person_years_located.age_band is not null then person_years_located.record_key
+                else 0
+            end
+        ) as key_known_age,
+        sum(
+            case
+                when person_years_located.home_gemeente_code = institution_years.gemeente_code
+                    then person_years_located.record_key
+                else 0
+            end
+        ) as key_local,
+        sum(
+            case
+                when person_years_located.home_gemeente_code is not null
+                    then person_years_located.record_key
+                else 0
+            end
+        ) as key_known_area
     from person_years_located
     inner join institution_years
         on person_years_located.institution_code = institution_years.institution_code
@@ -59,7 +91,10 @@ previous_year as (
         count(current_visit.person_key) as n_previous_returned,
         sum(case when previous.is_new then 1 else 0 end) as n_previous_new,
         sum(case when previous.is_new and current_visit.person_key is not null then 1 else 0 end)
-            as n_previous_new_returned
+            as n_previous_new_returned,
+        sum(previous.record_key) as key_previous,
+        sum(case when current_visit.person_key is not null then previous.record_key else 0 end)
+            as key_previous_returned
     from person_years as previous
     left join person_years as current_visit
         on previous.institution_code = current_visit.institution_code
@@ -76,6 +111,7 @@ last_visits as (
         institution_years.institution_code,
         institution_years.year,
         person_years.person_key,
+        max(person_years.record_key) as record_key,
         max(person_years.last_visit_at) as last_visit_at
     from institution_years
     inner join person_years
@@ -96,7 +132,15 @@ lapsed as (
                     then 1
                 else 0
             end
-        ) as n_lapsed
+        ) as n_lapsed,
+        sum(
+            case
+                when (year - cast(extract(year from last_visit_at) as integer)) * 12
+                    + 12 - cast(extract(month from last_visit_at) as integer) between 18 and 35
+                    then record_key
+                else 0
+            end
+        ) as key_lapsed
     from last_visits
     group by institution_code, year
 ),
@@ -141,7 +185,17 @@ final as (
         case
             when institution_years.year - 2 >= institution_years.first_year
                 then coalesce(lapsed.n_lapsed, 0)
-        end as n_lapsed
+        end as n_lapsed,
+        coalesce(current_year.key_persons, 0) as key_persons,
+        coalesce(current_year.key_new, 0) as key_new,
+        coalesce(current_year.key_persons, 0) - coalesce(current_year.key_new, 0) as key_returning,
+        coalesce(current_year.key_young, 0) as key_young,
+        coalesce(current_year.key_known_age, 0) as key_known_age,
+        coalesce(current_year.key_local, 0) as key_local,
+        coalesce(current_year.key_known_area, 0) as key_known_area,
+        coalesce(previous_year.key_previous, 0) as key_previous,
+        coalesce(previous_year.key_previous_returned, 0) as key_previous_returned,
+        coalesce(lapsed.key_lapsed, 0) as key_lapsed
     from institution_years
     left join current_year
         on institution_years.institution_code = current_year.institution_code

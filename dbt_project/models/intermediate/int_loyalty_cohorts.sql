@@ -3,13 +3,14 @@
 -- institution and year the cells of all cohorts add up to the year's n_persons, the cohort's own
 -- first year being its new persons: a set, so secondary suppression runs over it. Decided here
 -- once, because the loyalty summary (n_new, new_retention) and the benchmark (share_new) show
--- the same numbers and must withhold them alike.
+-- the same numbers and must withhold them alike. n_active_p and n_cohort_p are the counts shown
+-- (perturbed in open years: the cell in its year, the cohort in its first year).
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
 ),
 
 active as (
@@ -17,7 +18,8 @@ active as (
         institution_code,
         first_year as cohort_year,
         year,
-        count(*) as n_active
+        count(*) as n_active,
+        sum(record_key) as key_active
     from person_years
     group by institution_code, first_year, year
 ),
@@ -49,6 +51,7 @@ cells as (
         grid.year,
         grid.year - grid.cohort_year as years_since,
         coalesce(active.n_active, 0) as n_active,
+        coalesce(active.key_active, 0) as key_active,
         coalesce(year_totals.n_persons, 0) as n_persons_year
     from grid
     left join active
@@ -63,7 +66,8 @@ cells as (
 with_cohort_size as (
     select
         cells.*,
-        cohort_start.n_active as n_cohort
+        cohort_start.n_active as n_cohort,
+        cohort_start.key_active as key_cohort
     from cells
     inner join cells as cohort_start
         on cells.institution_code = cohort_start.institution_code
@@ -83,6 +87,8 @@ primary_suppression as (
         n_active,
         n_cohort,
         n_persons_year,
+        key_active,
+        key_cohort,
         case
             when years_since = 0
                 then {{ k_fails('n_active') }} or {{ k_fails('(n_persons_year - n_active)') }}
@@ -95,7 +101,7 @@ secondary as (
     {{ secondary_suppression(
         'primary_suppression',
         ['institution_code', 'cohort_year', 'year', 'years_since', 'n_active', 'n_cohort',
-         'n_persons_year'],
+         'n_persons_year', 'key_active', 'key_cohort'],
         set_columns=['institution_code', 'year'],
         n_column='n_active',
         flag_column='is_withheld',
@@ -104,7 +110,7 @@ secondary as (
     ) }}
 ),
 
-final as (
+with_cohort_withheld as (
     select
         secondary.*,
         cohort_start.is_withheld as is_cohort_withheld
@@ -113,6 +119,13 @@ final as (
         on secondary.institution_code = cohort_start.institution_code
         and secondary.cohort_year = cohort_start.cohort_year
         and cohort_start.year = cohort_start.cohort_year
+),
+
+final as (
+    {{ with_perturbed_counts('with_cohort_withheld', [
+        ('n_active', 'key_active'),
+        ('n_cohort', 'key_cohort', 'with_cohort_withheld.cohort_year'),
+    ]) }}
 )
 
 select * from final

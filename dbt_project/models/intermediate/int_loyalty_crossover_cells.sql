@@ -1,12 +1,13 @@
 -- Crossover (overlap) per institution, year and discipline: of the institution's persons with a
 -- sector-wide key in the year, how many also visited another institution of that discipline
--- (the registry's primary discipline) in the same year. Raw counts; no other institution named.
+-- (the registry's primary discipline) in the same year. Raw counts with the sums of the persons'
+-- record keys (the perturbation's cell keys); no other institution named.
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
     where has_sector_key
 ),
 
@@ -14,7 +15,8 @@ base as (
     select
         institution_code,
         year,
-        count(*) as n_base
+        count(*) as n_base,
+        sum(record_key) as key_base
     from person_years
     group by institution_code, year
 ),
@@ -24,6 +26,7 @@ other_visits as (
         own.institution_code,
         own.year,
         own.person_key,
+        own.record_key,
         other_institution.discipline
     from person_years as own
     inner join person_years as other_visit
@@ -40,7 +43,8 @@ counts as (
         institution_code,
         year,
         discipline,
-        count(*) as n_persons
+        count(*) as n_persons,
+        sum(record_key) as key_persons
     from other_visits
     group by institution_code, year, discipline
 ),
@@ -56,7 +60,9 @@ final as (
         disciplines.discipline,
         disciplines.discipline = institution_years.discipline as is_own_discipline,
         coalesce(counts.n_persons, 0) as n_persons,
-        coalesce(base.n_base, 0) as n_base
+        coalesce(base.n_base, 0) as n_base,
+        coalesce(counts.key_persons, 0) as key_persons,
+        coalesce(base.key_base, 0) as key_base
     from institution_years
     cross join disciplines
     left join base

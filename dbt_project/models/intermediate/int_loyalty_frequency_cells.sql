@@ -1,11 +1,12 @@
 -- Persons per institution, year and frequency band (visits = distinct events attended in the
--- year), every band present (0 where no one): raw counts before disclosure control.
+-- year), every band present (0 where no one): raw counts before disclosure control, with the
+-- sum of the persons' record keys (the perturbation's cell key).
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
 ),
 
 bands as (
@@ -17,7 +18,8 @@ counts as (
         institution_code,
         year,
         {{ frequency_band('visits') }} as frequency_band,
-        count(*) as n_persons
+        count(*) as n_persons,
+        sum(record_key) as key_persons
     from person_years
     group by institution_code, year, {{ frequency_band('visits') }}
 ),
@@ -28,7 +30,8 @@ final as (
         institution_years.year,
         bands.frequency_band,
         bands.sort_order as band_order,
-        coalesce(counts.n_persons, 0) as n_persons
+        coalesce(counts.n_persons, 0) as n_persons,
+        coalesce(counts.key_persons, 0) as key_persons
     from institution_years
     cross join bands
     left join counts

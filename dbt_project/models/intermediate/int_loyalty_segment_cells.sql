@@ -1,12 +1,13 @@
 -- Segments per institution and year: the institution's persons with a sector-wide key by their
 -- sector-wide intensity (light 1, medium 2-4, intensive 5+ visits in the sector in the year) and
--- breadth (1, 2, 3+ disciplines). All nine cells present (0 where no one): raw counts.
+-- breadth (1, 2, 3+ disciplines). All nine cells present (0 where no one): raw counts, with the
+-- sum of the persons' record keys (the perturbation's cell key).
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
     where has_sector_key
 ),
 
@@ -28,7 +29,8 @@ counts as (
         person_years.year,
         sector_years.intensity,
         sector_years.breadth,
-        count(*) as n_persons
+        count(*) as n_persons,
+        sum(person_years.record_key) as key_persons
     from person_years
     inner join sector_years
         on person_years.person_key = sector_years.person_key
@@ -47,7 +49,8 @@ final as (
         intensities.intensity,
         breadths.breadth,
         intensities.sort_order * 10 + breadths.sort_order as segment_order,
-        coalesce(counts.n_persons, 0) as n_persons
+        coalesce(counts.n_persons, 0) as n_persons,
+        coalesce(counts.key_persons, 0) as key_persons
     from institution_years
     cross join intensities
     cross join breadths

@@ -10,7 +10,7 @@ with institution_years as (
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
     where age_band is not null
 ),
 
@@ -36,7 +36,8 @@ counts as (
         institution_code,
         year,
         age_band,
-        count(*) as n_persons
+        count(*) as n_persons,
+        sum(record_key) as key_persons
     from person_years
     group by institution_code, year, age_band
 ),
@@ -89,6 +90,10 @@ cells as (
         sum(coalesce(counts.n_persons, 0)) over (
             partition by institution_years.institution_code, institution_years.year
         ) as n_known_age,
+        coalesce(counts.key_persons, 0) as key_persons,
+        sum(coalesce(counts.key_persons, 0)) over (
+            partition by institution_years.institution_code, institution_years.year
+        ) as key_known_age,
         catchment.catchment_radius_km,
         cast(band_population.population as double) as catchment_population,
         {{ safe_ratio('band_population.population', 'band_population.population_total') }}
@@ -122,7 +127,8 @@ final as (
     {{ secondary_suppression(
         'primary_suppression',
         ['institution_code', 'year', 'age_band', 'band_order', 'n_persons', 'n_known_age',
-         'catchment_radius_km', 'catchment_population', 'population_share'],
+         'key_persons', 'key_known_age', 'catchment_radius_km', 'catchment_population',
+         'population_share'],
         set_columns=['institution_code', 'year'],
         n_column='n_persons', flag_column='is_withheld', tiebreak=['band_order'],
         prefer_set=['institution_code', 'year', 'young_split']

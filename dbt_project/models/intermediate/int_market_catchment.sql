@@ -3,6 +3,7 @@
 -- distance within which that share of persons lives). catchment_radius_km is the smallest of
 -- 10, 25, 50 km holding 80% of persons (NULL: the whole country), the area market_age compares
 -- against; with fewer than k persons it is the whole country, so that it reveals nothing.
+-- key_*: sums of the persons' record keys, the cell keys of the perturbation of open years.
 with person_areas as (
     select * from {{ ref('int_person_areas') }}
     where distance_km is not null
@@ -21,6 +22,10 @@ catchment as (
         sum(case when distance_band = '10-25' then 1 else 0 end) as n_10_25,
         sum(case when distance_band = '25-50' then 1 else 0 end) as n_25_50,
         sum(case when distance_band = '50+' then 1 else 0 end) as n_50_plus,
+        sum(record_key) as key_persons,
+        sum(case when distance_band = '0-10' then record_key else 0 end) as key_0_10,
+        sum(case when distance_band = '10-25' then record_key else 0 end) as key_10_25,
+        sum(case when distance_band = '25-50' then record_key else 0 end) as key_25_50,
         percentile_disc(0.6) within group (order by distance_km) as radius_60_km,
         percentile_disc(0.8) within group (order by distance_km) as radius_80_km,
         percentile_disc(0.9) within group (order by distance_km) as radius_90_km
@@ -37,6 +42,11 @@ final as (
         coalesce(catchment.n_10_25, 0) as n_10_25,
         coalesce(catchment.n_25_50, 0) as n_25_50,
         coalesce(catchment.n_50_plus, 0) as n_50_plus,
+        coalesce(catchment.key_persons, 0) as key_persons,
+        coalesce(catchment.key_0_10, 0) as key_within_10,
+        coalesce(catchment.key_0_10, 0) + coalesce(catchment.key_10_25, 0) as key_within_25,
+        coalesce(catchment.key_0_10, 0) + coalesce(catchment.key_10_25, 0)
+            + coalesce(catchment.key_25_50, 0) as key_within_50,
         catchment.radius_60_km,
         catchment.radius_80_km,
         catchment.radius_90_km,

@@ -9,7 +9,7 @@ with institution_years as (
 ),
 
 person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
 ),
 
 municipalities as (
@@ -33,6 +33,7 @@ person_homes as (
 person_disciplines as (
     select distinct
         person_years.person_key,
+        person_years.record_key,
         person_years.year,
         person_years.institution_code,
         institution_years.discipline,
@@ -52,8 +53,12 @@ persons as (
         gemeente_code,
         discipline,
         year,
-        count(distinct person_key) as n_persons
-    from person_disciplines
+        count(*) as n_persons,
+        sum(record_key) as key_persons
+    from (
+        select distinct gemeente_code, discipline, year, person_key, record_key
+        from person_disciplines
+    ) as distinct_persons
     group by gemeente_code, discipline, year
 ),
 
@@ -101,6 +106,7 @@ final as (
         municipalities.population,
         discipline_years.n_institutions,
         coalesce(persons.n_persons, 0) as n_persons,
+        coalesce(persons.key_persons, 0) as key_persons,
         coalesce(contributions.institution_persons, 0) as institution_persons,
         coalesce(contributions.institution_top2_persons, 0) as institution_top2_persons
     from discipline_years

@@ -1,7 +1,7 @@
 -- Where each person of an institution and year lives, for the market models: PC4 (when in the
 -- reference), municipality and distance to the institution. Persons without a known PC4 drop out.
 with person_years as (
-    select * from {{ ref('int_person_institution_years') }}
+    select * from {{ ref('int_person_institution_years_keyed') }}
 ),
 
 areas as (
@@ -18,6 +18,7 @@ final as (
         person_years.institution_code,
         person_years.year,
         person_years.person_key,
+        person_years.record_key,
         person_years.age_band,
         areas.pc4,
         areas.gemeente_code,

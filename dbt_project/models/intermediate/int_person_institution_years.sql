@@ -1,10 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_institutions() }}",
+    )
+}}
+-- depends_on: {{ ref('int_institution_versions') }}
 -- One row per person, institution and year: the grain of every person metric.
 with visits as (
     select * from {{ ref('int_visits') }}
+    where {{ only_changed_institutions() }}
 ),
 
 first_visits as (
     select * from {{ ref('int_person_first_visits') }}
+    where {{ only_changed_institutions() }}
 ),
 
 person_years as (
@@ -19,7 +29,8 @@ person_years as (
         min(event_start) as first_visit_at,
         max(event_start) as last_visit_at,
         max(birth_year) as birth_year,
-        max(pc4) as pc4
+        max(pc4) as pc4,
+        max(institution_version) as institution_version
     from visits
     group by institution_code, year, person_key, has_sector_key
 ),
@@ -41,7 +52,8 @@ final as (
         first_visits.first_year = person_years.year as is_new,
         -- age at the first visit of the year, from the birth year only (docs/decisions.md)
         person_years.year - person_years.birth_year as age_at_first_visit,
-        {{ age_band('person_years.year - person_years.birth_year') }} as age_band
+        {{ age_band('person_years.year - person_years.birth_year') }} as age_band,
+        person_years.institution_version
     from person_years
     inner join first_visits
         on person_years.institution_code = first_visits.institution_code

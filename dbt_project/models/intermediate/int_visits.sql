@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_institutions() }}",
+    )
+}}
+-- depends_on: {{ ref('int_institution_versions') }}
 -- One row per person, institution and event attended: a visit (bezoek). Visits count distinct
 -- events, so two tickets for one performance are one visit. Anonymous tickets are not visits.
 with tickets as (
@@ -10,9 +18,11 @@ with tickets as (
         event_start,
         price,
         birth_year,
-        pc4
+        pc4,
+        institution_version
     from {{ ref('int_tickets_resolved') }}
     where person_key is not null
+      and {{ only_changed_institutions() }}
 ),
 
 visits as (
@@ -26,7 +36,8 @@ visits as (
         count(*) as tickets,
         sum(price) as spend,
         max(birth_year) as birth_year,
-        max(pc4) as pc4
+        max(pc4) as pc4,
+        max(institution_version) as institution_version
     from tickets
     group by institution_code, person_key, has_sector_key, event_id, year
 )

@@ -1,7 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_institutions() }}",
+    )
+}}
+-- depends_on: {{ ref('int_institution_versions') }}
 -- The sector's ticket fact: one row per counted ticket (status sold, after corrections).
 -- Internal: carries the person key, never published.
 with tickets as (
     select * from {{ ref('int_tickets_resolved') }}
+    where {{ only_changed_institutions() }}
 ),
 
 final as (
@@ -26,7 +35,8 @@ final as (
         cast(extract(year from event_start) as integer) - birth_year as age_at_event,
         {{ age_band("cast(extract(year from event_start) as integer) - birth_year") }}
             as age_band,
-        gender
+        gender,
+        institution_version
     from tickets
 )
 

@@ -11,11 +11,11 @@ final as (
         cohort_year,
         year,
         cast(years_since as integer) as years_since,
-        case when not is_cohort_withheld then n_cohort end as n_cohort,
-        case when not is_withheld then n_active end as n_persons,
+        case when not is_cohort_withheld then n_cohort_p end as n_cohort,
+        case when not is_withheld then n_active_p end as n_persons,
         case
             when not is_withheld and not is_cohort_withheld
-                then {{ k_share('n_active', 'n_cohort') }}
+                then {{ k_share('n_active', 'n_cohort', 'n_active_p', 'n_cohort_p') }}
         end as share_active,
         is_withheld or (is_cohort_withheld and n_cohort > 0) as suppressed
     from cohorts

@@ -6,19 +6,23 @@ with cells as (
     select * from {{ ref('int_loyalty_crossover_cells') }}
 ),
 
+perturbed as (
+    {{ with_perturbed_counts('cells', [('n_persons', 'key_persons'), ('n_base', 'key_base')]) }}
+),
+
 final as (
     select
         institution_code,
         year,
         discipline,
         is_own_discipline,
-        {{ k_count('n_base') }} as n_base_persons,
+        {{ k_count('n_base', 'n_base_p') }} as n_base_persons,
         case
-            when n_persons = 0 or {{ k_split_passes('n_persons', 'n_base') }} then n_persons
+            when n_persons = 0 or {{ k_split_passes('n_persons', 'n_base') }} then n_persons_p
         end as n_persons,
-        {{ k_share_split('n_persons', 'n_base') }} as share,
+        {{ k_share_split('n_persons', 'n_base', 'n_persons_p', 'n_base_p') }} as share,
         n_base > 0 and not {{ k_split_passes('n_persons', 'n_base') }} as suppressed
-    from cells
+    from perturbed
 )
 
 select * from final

@@ -13,6 +13,8 @@ primary_suppression as (
         band_order,
         n_persons,
         sum(n_persons) over (partition by institution_code, year) as n_total,
+        key_persons,
+        sum(key_persons) over (partition by institution_code, year) as key_total,
         {{ k_fails('n_persons') }} as is_withheld
     from cells
 ),
@@ -20,10 +22,15 @@ primary_suppression as (
 secondary as (
     {{ secondary_suppression(
         'primary_suppression',
-        ['institution_code', 'year', 'frequency_band', 'band_order', 'n_persons', 'n_total'],
+        ['institution_code', 'year', 'frequency_band', 'band_order', 'n_persons', 'n_total',
+         'key_persons', 'key_total'],
         set_columns=['institution_code', 'year'],
         n_column='n_persons', flag_column='is_withheld', tiebreak=['band_order']
     ) }}
+),
+
+perturbed as (
+    {{ with_perturbed_counts('secondary', [('n_persons', 'key_persons'), ('n_total', 'key_total')]) }}
 ),
 
 final as (
@@ -32,10 +39,12 @@ final as (
         year,
         frequency_band,
         cast(band_order as integer) as band_order,
-        case when not is_withheld then n_persons end as n_persons,
-        case when not is_withheld then {{ k_share('n_persons', 'n_total') }} end as share,
+        case when not is_withheld then n_persons_p end as n_persons,
+        case
+            when not is_withheld then {{ k_share('n_persons', 'n_total', 'n_persons_p', 'n_total_p') }}
+        end as share,
         is_withheld or {{ k_fails('n_total') }} as suppressed
-    from secondary
+    from perturbed
 )
 
 select * from final

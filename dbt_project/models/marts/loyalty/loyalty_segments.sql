@@ -14,6 +14,8 @@ primary_suppression as (
         segment_order,
         n_persons,
         sum(n_persons) over (partition by institution_code, year) as n_total,
+        key_persons,
+        sum(key_persons) over (partition by institution_code, year) as key_total,
         {{ k_fails('n_persons') }} as is_withheld
     from cells
 ),
@@ -22,10 +24,14 @@ secondary as (
     {{ secondary_suppression(
         'primary_suppression',
         ['institution_code', 'year', 'intensity', 'breadth', 'segment_order', 'n_persons',
-         'n_total'],
+         'n_total', 'key_persons', 'key_total'],
         set_columns=['institution_code', 'year'],
         n_column='n_persons', flag_column='is_withheld', tiebreak=['segment_order']
     ) }}
+),
+
+perturbed as (
+    {{ with_perturbed_counts('secondary', [('n_persons', 'key_persons'), ('n_total', 'key_total')]) }}
 ),
 
 final as (
@@ -34,10 +40,12 @@ final as (
         year,
         intensity,
         breadth,
-        case when not is_withheld then n_persons end as n_persons,
-        case when not is_withheld then {{ k_share('n_persons', 'n_total') }} end as share,
+        case when not is_withheld then n_persons_p end as n_persons,
+        case
+            when not is_withheld then {{ k_share('n_persons', 'n_total', 'n_persons_p', 'n_total_p') }}
+        end as share,
         is_withheld or {{ k_fails('n_total') }} as suppressed
-    from secondary
+    from perturbed
 )
 
 select * from final

@@ -1,6 +1,7 @@
 -- Loyalty summary (metrics.md, product 2) per institution and year. n_new and n_returning add up
 -- to n_persons and follow the cohorts' suppression of the new persons (int_loyalty_cohorts);
 -- new_retention is the cohort of year-1 active in the year, published as in loyalty_cohorts.
+-- Open years show perturbed counts (macros/perturbation.sql); withholding uses exact counts.
 with person_counts as (
     select * from {{ ref('int_institution_year_person_counts') }}
 ),
@@ -15,6 +16,8 @@ joined as (
         coalesce(new_persons.is_withheld, false) as is_new_withheld,
         previous_cohort.n_active as n_previous_new_active,
         previous_cohort.n_cohort as n_previous_cohort,
+        previous_cohort.n_active_p as n_previous_new_active_p,
+        previous_cohort.n_cohort_p as n_previous_cohort_p,
         previous_cohort.is_withheld as is_previous_cohort_cell_withheld,
         previous_cohort.is_cohort_withheld as is_previous_cohort_withheld
     from person_counts
@@ -28,30 +31,43 @@ joined as (
         and previous_cohort.cohort_year = person_counts.year - 1
 ),
 
+perturbed as (
+    {{ with_perturbed_counts('joined', [
+        ('n_persons', 'key_persons'),
+        ('n_new', 'key_new'),
+        ('n_returning', 'key_returning'),
+        ('n_previous', 'key_previous', 'joined.year - 1'),
+        ('n_previous_returned', 'key_previous_returned'),
+        ('n_lapsed', 'key_lapsed'),
+    ]) }}
+),
+
 published as (
     select
         institution_code,
         year,
-        {{ k_count('n_persons') }} as n_persons,
-        case when not is_new_withheld then {{ k_count('n_new') }} end as n_new,
+        {{ k_count('n_persons', 'n_persons_p') }} as n_persons,
+        case when not is_new_withheld then {{ k_count('n_new', 'n_new_p') }} end as n_new,
         case
             when n_returning = 0 then 0
-            when not is_new_withheld then {{ k_count('n_returning') }}
+            when not is_new_withheld then {{ k_count('n_returning', 'n_returning_p') }}
         end as n_returning,
-        {{ k_share_split('n_previous_returned', 'n_previous') }} as retention,
+        {{ k_share_split('n_previous_returned', 'n_previous', 'n_previous_returned_p',
+                         'n_previous_p') }} as retention,
         case
             when not is_previous_cohort_cell_withheld and not is_previous_cohort_withheld
-                then {{ k_share('n_previous_new_active', 'n_previous_cohort') }}
+                then {{ k_share('n_previous_new_active', 'n_previous_cohort',
+                                'n_previous_new_active_p', 'n_previous_cohort_p') }}
         end as new_retention,
-        {{ k_mean('visits', 'n_persons') }} as avg_visits,
-        {{ k_mean('spend', 'n_persons') }} as avg_spend,
-        {{ k_count('n_lapsed') }} as n_lapsed,
+        {{ k_mean('visits', 'n_persons', 'n_persons_p') }} as avg_visits,
+        {{ k_mean('spend', 'n_persons', 'n_persons_p') }} as avg_spend,
+        {{ k_count('n_lapsed', 'n_lapsed_p') }} as n_lapsed,
         n_persons as n_persons_raw,
         n_new as n_new_raw,
         n_previous,
         n_previous_new,
         n_lapsed as n_lapsed_raw
-    from joined
+    from perturbed
 ),
 
 final as (

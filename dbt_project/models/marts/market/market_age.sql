@@ -6,19 +6,27 @@ with cells as (
     select * from {{ ref('int_market_age_cells') }}
 ),
 
+perturbed as (
+    {{ with_perturbed_counts('cells', [('n_persons', 'key_persons'),
+                                       ('n_known_age', 'key_known_age')]) }}
+),
+
 published as (
     select
         institution_code,
         year,
         age_band,
         band_order,
-        case when not is_withheld then n_persons end as n_persons,
-        case when not is_withheld then {{ k_share('n_persons', 'n_known_age') }} end as share,
+        case when not is_withheld then n_persons_p end as n_persons,
+        case
+            when not is_withheld
+                then {{ k_share('n_persons', 'n_known_age', 'n_persons_p', 'n_known_age_p') }}
+        end as share,
         catchment_radius_km,
         population_share,
         is_withheld,
         n_known_age
-    from cells
+    from perturbed
 ),
 
 final as (

@@ -5,6 +5,8 @@
 -- institution would have with the peer penetration, max(0, peer - own) x population / 1,000.
 -- Own cells follow int_market_area_disclosed; the peer penetration needs a group of >= 5
 -- institutions, 0 or >= k persons behind it, and no dominance of the two largest (> 85%).
+-- Open years show perturbed counts (peer: the sum of the members' perturbed counts); the
+-- decisions to withhold are taken on the exact counts.
 with cells as (
     select * from {{ ref('int_market_area_disclosed') }}
 ),
@@ -14,14 +16,14 @@ rates as (
         cells.*,
         case
             when not is_withheld and population > 0
-                then 1000.0 * n_persons / population
+                then 1000.0 * n_persons_p / population
         end as penetration,
         case
             when peer_n_institutions >= {{ var('peer_min_institutions') }}
                 and not {{ k_fails('peer_persons') }}
                 and not {{ dominated('peer_top2_persons', 'peer_persons') }}
                 and population > 0
-                then 1000.0 * peer_persons / (peer_n_institutions * population)
+                then 1000.0 * peer_persons_p / (peer_n_institutions * population)
         end as peer_penetration
     from cells
 ),
@@ -37,7 +39,7 @@ final as (
         cast(population as bigint) as population,
         cast(distance_km as double) as distance_km,
         distance_band,
-        case when not is_withheld then n_persons end as n_persons,
+        case when not is_withheld then n_persons_p end as n_persons,
         cast(penetration as double) as penetration,
         peer_level,
         cast(peer_penetration as double) as peer_penetration,

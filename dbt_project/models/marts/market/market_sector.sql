@@ -24,10 +24,14 @@ secondary as (
     {{ secondary_suppression(
         'primary_suppression',
         ['gemeente_code', 'gemeente_naam', 'discipline', 'year', 'population', 'n_institutions',
-         'n_persons'],
+         'n_persons', 'key_persons'],
         set_columns=['discipline', 'year'],
         n_column='n_persons', flag_column='is_withheld', tiebreak=['gemeente_code']
     ) }}
+),
+
+perturbed as (
+    {{ with_perturbed_counts('secondary', [('n_persons', 'key_persons')]) }}
 ),
 
 final as (
@@ -38,13 +42,13 @@ final as (
         year,
         cast(population as bigint) as population,
         cast(n_institutions as integer) as n_institutions,
-        case when not is_withheld then n_persons end as n_persons,
+        case when not is_withheld then n_persons_p end as n_persons,
         cast(
-            case when not is_withheld and population > 0 then 1000.0 * n_persons / population end
+            case when not is_withheld and population > 0 then 1000.0 * n_persons_p / population end
             as double
         ) as penetration,
         is_withheld as suppressed
-    from secondary
+    from perturbed
 )
 
 select * from final

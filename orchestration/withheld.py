@@ -1,0 +1,44 @@
+"""Unexpected errors of the steps that read deliveries, without their messages.
+
+A library that fails on a value (DuckDB casting, a parser, a normaliser) often quotes that
+value in its message, and Dagster keeps a failed step's message and traceback in its event
+log, prints it to the console and shows it in the UI. Intake and privacy read raw deliveries,
+identifiers included, so there an unexpected error is replaced by one that names only its
+class and where it was raised (file, line, function: code, never data). PublieksdataError is
+ours, written to be safe, and passes unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from publieksdata.settings import PublieksdataError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the project's own code, as ``path line N (function)``."""
+    ours = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(REPO):
+            ours = f"{path.relative_to(REPO)} line {frame.lineno} ({frame.name})"
+    return ours or "a library"
+
+
+@contextlib.contextmanager
+def values_withheld(step: str) -> Iterator[None]:
+    try:
+        yield
+    except PublieksdataError:
+        raise
+    except Exception as exc:
+        raise PublieksdataError(
+            f"{step} failed: unexpected {type(exc).__name__} in {_where(exc)}; its message is "
+            "withheld because it could quote a value from a delivery. Nothing of the delivery "
+            "being processed was committed: fix the cause and run again"
+        ) from None
