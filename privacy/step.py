@@ -12,10 +12,12 @@ and the ledger saying "validated", and the next run does it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
 
+import duckdb
 import pyarrow as pa
 
 from ingest import ledger
@@ -34,7 +36,7 @@ from privacy.pseudonymise import (
 )
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, work_connection
+from publieksdata.warehouse import check_keyring, privacy_memory_limit, work_connection
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def _country_sql(expr: str) -> str:
     )
 
 
-GROUP_ROWS = 400_000  # ticket rows pseudonymised in one transaction (several deliveries)
+GROUP_ROWS = 200_000  # ticket rows pseudonymised in one transaction (several deliveries)
 GROUP_DELIVERIES = 32
 
 
@@ -170,45 +172,43 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             )
     finally:
         for name in maps:
-            conn.unregister(name)
-    try:
-        conn.execute(
-            "delete from wh.pseudo.tickets t where exists (select 1 from keyed k "
-            "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
-        )
-        _keep_erased_persons_out(conn)
-        conn.execute(
-            """
-            insert into wh.pseudo.tickets
-            select
-                institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
-                ticket_type, channel, status,
-                case when not erased then sector_pseudonym end,
-                case when not erased and not account_erased then customer_pseudonym end,
-                case when not erased then pc4 end,
-                case when not erased then country end,
-                case when not erased then birth_year end,
-                case when erased then 'unknown' else gender end,
-                research_opt_out,
-                ?, delivery_id, now()
-            from keyed_erased
-            """,
-            [keyring.key_id],
-        )
-        # a record key for every person key the deliveries bring in (cell-key perturbation)
-        add_record_keys(
-            conn,
-            keyring,
-            "select sector_pseudonym from keyed_erased where not erased "
-            "union select customer_pseudonym from keyed_erased "
-            "where not erased and not account_erased",
-        )
-        for delivery_id, erased_rows in conn.execute(
-            "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
-        ).fetchall():
-            soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
-    finally:
-        conn.execute("drop view if exists keyed_erased; drop table if exists keyed")
+            with contextlib.suppress(duckdb.Error):  # never mask the error that failed
+                conn.unregister(name)
+    conn.execute(
+        "delete from wh.pseudo.tickets t where exists (select 1 from keyed k "
+        "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
+    )
+    _keep_erased_persons_out(conn)
+    conn.execute(
+        """
+        insert into wh.pseudo.tickets
+        select
+            institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
+            ticket_type, channel, status,
+            case when not erased then sector_pseudonym end,
+            case when not erased and not account_erased then customer_pseudonym end,
+            case when not erased then pc4 end,
+            case when not erased then country end,
+            case when not erased then birth_year end,
+            case when erased then 'unknown' else gender end,
+            research_opt_out,
+            ?, delivery_id, now()
+        from keyed_erased
+        """,
+        [keyring.key_id],
+    )
+    # a record key for every person key the deliveries bring in (cell-key perturbation)
+    add_record_keys(
+        conn,
+        keyring,
+        "select sector_pseudonym from keyed_erased where not erased "
+        "union select customer_pseudonym from keyed_erased "
+        "where not erased and not account_erased",
+    )
+    for delivery_id, erased_rows in conn.execute(
+        "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
+    ).fetchall():
+        soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
     return soft
 
 
@@ -314,7 +314,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
     """
     keyring = open_keyring(home)
     outcomes = []
-    with work_connection(home, keyring.derive("file")) as conn:
+    with work_connection(home, keyring.derive("file"), privacy_memory_limit()) as conn:
         check_keyring(conn, keyring.key_id, keyring.fingerprint)
         # a warehouse from before record keys existed gets them for the persons it holds
         backfill_record_keys(conn, keyring)
@@ -358,10 +358,13 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                                    soft.get(delivery_id, {}))  # fmt: skip
                 conn.execute("commit")
             except Exception:
+                # the temporary tables of the group go with the transaction; the error is the
+                # one that failed (a cleanup statement on the aborted transaction would mask it)
                 conn.execute("rollback")
                 raise
-            finally:
-                conn.execute("drop table if exists d")
+            conn.execute(
+                "drop view if exists keyed_erased; drop table if exists keyed; drop table d"
+            )
             fault_point("privacy.after_commit")
             for (delivery_id, institution, kind), path in zip(group, paths, strict=True):
                 path.unlink()

@@ -122,9 +122,19 @@ def work_memory_limit() -> str:
     return os.environ.get("PUBLIEKSDATA_WORK_MEMORY", "512MB")
 
 
+def privacy_memory_limit() -> str:
+    """DuckDB's memory limit for the privacy step (PUBLIEKSDATA_PRIVACY_MEMORY, default 2GB).
+
+    Higher than intake's: a group of deliveries is joined with its pseudonyms in one
+    transaction, and the primary-key index of the record keys (one entry per person of the
+    sector) has to fit in memory beside it.
+    """
+    return os.environ.get("PUBLIEKSDATA_PRIVACY_MEMORY", "2GB")
+
+
 @contextmanager
 def work_connection(
-    home: DataHome, file_key: bytes | None = None
+    home: DataHome, file_key: bytes | None = None, memory_limit: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with the warehouse attached as ``wh``.
 
@@ -138,7 +148,7 @@ def work_connection(
     spill.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(
         ":memory:",
-        config={"temp_directory": str(spill), "memory_limit": work_memory_limit()},
+        config={"temp_directory": str(spill), "memory_limit": memory_limit or work_memory_limit()},
     )
     try:
         try:
