@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from exports.release import PUBLISHED_SCHEMA, published_tables, publish_release, remove_incomplete
+from exports.release import PUBLISHED_SCHEMA, publish_release, published_tables, remove_incomplete
 from orchestration.assets.dbt import published_model_keys, run_date
 from privacy.guard import check_release
 from publieksdata.locking import warehouse_lock
@@ -80,10 +80,13 @@ def holds_open_year(warehouse: Path, day: dt.date) -> bool:
                 "select column_name from duckdb_columns() where database_name = 'wh' "
                 "and schema_name = ? and table_name = ?", [PUBLISHED_SCHEMA, table]).fetchall()}  # fmt: skip
             # every table that counts persons has the year they are counted in
-            if "year" in columns and conn.execute(
-                f'select count(*) from wh.{PUBLISHED_SCHEMA}."{table}" where year >= ?',
-                [first_open_year(day)],
-            ).fetchone()[0]:
+            if (
+                "year" in columns
+                and conn.execute(
+                    f'select count(*) from wh.{PUBLISHED_SCHEMA}."{table}" where year >= ?',
+                    [first_open_year(day)],
+                ).fetchone()[0]
+            ):
                 return True
         return False
     finally:
