@@ -1,4 +1,4 @@
-{{ config(meta={'dagster': {'ref': {'name': 'int_person_institution_years_keyed'}}}) }}
+{{ config(meta={'dagster': {'ref': {'name': 'int_person_institution_years'}}}) }}
 -- Every person counted has a record key (pseudo.person_record_keys, written by the privacy step
 -- for every person key a delivery brings in, and for the warehouse's persons before each run).
 -- A person without one would add 0 to every cell key: their cells would get the deviation of
