@@ -1,11 +1,5 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_changed_institutions() }}",
-    )
-}}
 -- depends_on: {{ ref('int_institution_versions') }}
+-- incremental by institution: dbt_project.yml, macros/incremental.sql
 -- Within one institution, rows that share a customer_id are one person, also where only some
 -- of those rows carry an e-mail or phone (delivery-standard.md): link each institution-scoped
 -- customer pseudonym to the sector pseudonym seen with it. Where one account was seen with

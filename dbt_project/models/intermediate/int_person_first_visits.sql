@@ -1,11 +1,5 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_changed_institutions() }}",
-    )
-}}
 -- depends_on: {{ ref('int_institution_versions') }}
+-- incremental by institution: dbt_project.yml, macros/incremental.sql
 -- A person's first visit at an institution (over all delivered history): decides who is new.
 with visits as (
     select * from {{ ref('int_visits') }}

@@ -1,11 +1,5 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_changed_institutions() }}",
-    )
-}}
 -- depends_on: {{ ref('int_institution_versions') }}
+-- incremental by institution: dbt_project.yml, macros/incremental.sql
 -- One row per person, institution and event attended: a visit (bezoek). Visits count distinct
 -- events, so two tickets for one performance are one visit. Anonymous tickets are not visits.
 with tickets as (

@@ -1,11 +1,5 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_changed_institutions() }}",
-    )
-}}
 -- depends_on: {{ ref('int_institution_versions') }}
+-- incremental by institution: dbt_project.yml, macros/incremental.sql
 -- The sector's ticket fact: one row per counted ticket (status sold, after corrections).
 -- Internal: carries the person key, never published.
 with tickets as (
