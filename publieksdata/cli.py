@@ -92,7 +92,6 @@ def cmd_erase(home: DataHome, args) -> None:
 
 def _erase_and_republish(home: DataHome, request) -> None:
     from privacy.erasure import compact_warehouse, erase_person, record_release
-    from publieksdata.pipeline import run_job
 
     outcome = erase_person(home, request)
     print(
@@ -100,18 +99,24 @@ def _erase_and_republish(home: DataHome, request) -> None:
         f"suppression list, {outcome.ticket_rows} ticket row(s) unlinked from the person"
     )
     print("rebuilding and republishing without the person ...")
-    try:
-        result = run_job(home, force_release=True)
-    except PublieksdataError as exc:
-        raise PublieksdataError(
-            f"the erasure is recorded, but the rebuild failed ({exc}); run 'publieksdata run' "
-            "to republish"
-        ) from None
+    result = _republish(home, "the erasure is recorded")
     release = Path(result["release"]).name if result.get("release") else None
     record_release(home, outcome.erasure_id, release)
     compact_warehouse(home)
     print_summary(result)
     print(f"logged in meta.erasure_log as {outcome.erasure_id} (no identifier, no pseudonym)")
+
+
+def _republish(home: DataHome, done: str) -> dict:
+    """Rebuild and publish a new release after ``done``; a failure says what stays done."""
+    from publieksdata.pipeline import run_job
+
+    try:
+        return run_job(home, force_release=True)
+    except PublieksdataError as exc:
+        raise PublieksdataError(
+            f"{done}, but the rebuild failed ({exc}); run 'publieksdata run' to republish"
+        ) from None
 
 
 def _secret_argument(value: str, what: str) -> str:
@@ -133,7 +138,6 @@ def cmd_keys_rotate(home: DataHome, args) -> None:
 def _rotate_and_republish(home: DataHome) -> None:
     from privacy.erasure import compact_warehouse
     from privacy.rotation import rotate_keys
-    from publieksdata.pipeline import run_job
 
     outcome = rotate_keys(home)
     if outcome.resumed:
@@ -146,12 +150,7 @@ def _rotate_and_republish(home: DataHome) -> None:
             f"{outcome.ticket_rows} ticket rows, every link kept"
         )
     print("rebuilding and republishing ...")
-    try:
-        result = run_job(home, force_release=True)
-    except PublieksdataError as exc:
-        raise PublieksdataError(
-            f"the warehouse is re-keyed, but the rebuild failed ({exc}); run 'publieksdata run'"
-        ) from None
+    result = _republish(home, "the warehouse is re-keyed")
     compact_warehouse(home)  # no pseudonym of the old key left in the file's free blocks
     print_summary(result)
 
