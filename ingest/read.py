@@ -8,6 +8,7 @@ batches. Errors name the problem and the row, never the content of a row.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import BinaryIO
 import duckdb
 import pyarrow as pa
 
-from ingest.sealed import SealedReader, open_sealed, sealed_url
+from ingest.sealed import SEGMENT, SealedReader, SealedWriter, open_sealed, sealed_url
 from ingest.standard import canonical_name
 
 _XLSX_BATCH = 50_000
@@ -178,6 +179,33 @@ def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, 
     return [dst for _, dst in mapped], dropped
 
 
+def _read_csv(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
+    headers = [d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description]
+    return _create_raw(conn, sql, params, headers)
+
+
+@contextlib.contextmanager
+def _transcoded(source: DeliveryFile):
+    """A UTF-8 copy of a Windows-1252/Latin-1 delivery, sealed like its source, removed after.
+
+    DuckDB's own Latin-1 decoding is not used: reading through a Python file system (the
+    sealed quarantine) it can splice the start of the file into a line past the first
+    32 MB (DuckDB 2.0; tests/test_read.py has the case). Latin-1 maps every byte, so the
+    copy has the same lines.
+    """
+    target = source.path.with_name(source.path.name + ".utf8.tmp")
+    try:
+        with (
+            source.open() as src,
+            SealedWriter(str(target), source.key) if source.key else target.open("wb") as dst,
+        ):
+            while chunk := src.read(SEGMENT):
+                dst.write(chunk.decode("latin-1").encode("utf-8"))
+        yield DeliveryFile(target, source.key)
+    finally:
+        target.unlink(missing_ok=True)
+
+
 def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> ReadResult:
     """Load ``source`` into temp table ``raw``; raise UnreadableFile with a safe message."""
     fmt = sniff_format(source)
@@ -185,26 +213,26 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
     if fmt == "csv":
         delimiter = _detect_delimiter(source, "utf-8")
         sql = (
-            "read_csv(?, all_varchar = true, header = true, encoding = ?, delim = ?, "
+            "read_csv(?, all_varchar = true, header = true, encoding = 'utf-8', delim = ?, "
             "quote = '\"', escape = '\"', strict_mode = true)"
         )
         # UTF-8 unless DuckDB finds a byte sequence that is not (then Windows-1252/Latin-1):
         # DuckDB checks every byte while parsing, so no separate pass over the file is needed
-        for encoding in ("utf-8", "latin-1"):
-            params = [url, encoding, delimiter]
-            try:
-                headers = [
-                    d[0] for d in conn.execute(f"select * from {sql} limit 0", params).description
-                ]
-                columns, dropped = _create_raw(conn, sql, params, headers)
-                break
-            except duckdb.Error as exc:
-                # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan
-                # can stumble over its bytes as a ragged row first): only a file that is valid
-                # UTF-8 gets the error reported; the check reads the file, on this path only
-                if encoding == "utf-8" and not _is_utf8(source):
-                    continue
+        try:
+            columns, dropped = _read_csv(conn, sql, [url, delimiter])
+            encoding = "utf-8"
+        except duckdb.Error as exc:
+            # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan can
+            # stumble over its bytes as a ragged row first): only a file that is valid UTF-8
+            # gets the error reported; the check reads the file, on this path only
+            if _is_utf8(source):
                 raise _csv_error(exc) from None
+            encoding = "latin-1"
+            with _transcoded(source) as utf8:
+                try:
+                    columns, dropped = _read_csv(conn, sql, [utf8.url, delimiter])
+                except duckdb.Error as exc2:
+                    raise _csv_error(exc2) from None
         result = ReadResult(fmt, 0, columns, dropped, encoding, delimiter)
     elif fmt == "parquet":
         sql = "read_parquet(?)"

@@ -75,3 +75,33 @@ def test_duckdb_reads_and_writes_sealed_files(tmp_path: Path):
         == 499500
     )
     assert os.path.getsize(target) > 0
+
+
+def test_large_windows_1252_delivery_reads_whole_through_the_sealed_file(tmp_path: Path):
+    """DuckDB 2.0's Latin-1 decoder, reading through the sealed (Python) file system, spliced
+    bytes from elsewhere in the file into a line past the first 32 MB: two deliveries of the
+    generated 10M sector were rejected as 'ragged'. It depends on timing (seen most often on a
+    2-thread read after a 1-thread one, with intake's 512MB limit, as below). Such files are
+    now transcoded to a sealed UTF-8 copy first, and DuckDB decodes only UTF-8."""
+    from ingest.read import DeliveryFile, read_delivery
+
+    n = 2_500_000  # ~69 MB: more than two of DuckDB's 32 MB buffers
+    plain = tmp_path / "tickets.csv"
+    with plain.open("wb") as fh:
+        fh.write(b"ticket_id;achternaam;woonplaats\n")
+        fh.write("".join(f"{i};Jos\xe9 M\xfcller;Utrecht\n" for i in range(n)).encode("latin-1"))
+    seal_file(plain, tmp_path / "sealed", KEY)
+    plain.unlink()
+    for threads in (1, 2, 2):
+        conn = duckdb.connect(config={"memory_limit": "512MB"})
+        conn.execute(f"set threads = {threads}")
+        conn.register_filesystem(SealedFileSystem(KEY))
+        result = read_delivery(conn, DeliveryFile(tmp_path / "sealed", KEY))
+        assert (result.rows, result.encoding) == (n, "latin-1")
+        assert result.columns == ["ticket_id", "last_name", "city"]
+        assert conn.execute(
+            "select count(*), count(distinct last_name), min(last_name), max(_row), "
+            "count(*) filter (where cast(ticket_id as bigint) != _row - 1) from raw"
+        ).fetchall() == [(n, 1, "Jos\u00e9 M\u00fcller", n, 0)]
+        conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sealed"]  # the UTF-8 copy is gone
