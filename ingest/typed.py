@@ -104,7 +104,7 @@ def typed_tickets_sql(
     return f"""
     create or replace temp table {table} as
     select
-        _row,
+        rowid + 1 as _row,
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
         {c["event_id"]} as event_id,
@@ -152,7 +152,7 @@ def typed_events_sql(
     return f"""
     create or replace temp table {table} as
     select
-        _row,
+        rowid + 1 as _row,
         {c["event_id"]} as event_id,
         {_timestamp(c["starts_at"], f.get("starts_at"))} as starts_at,
         {c["starts_at"]} is not null as starts_at_given,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exports.csv_safe import FORMULA_STARTS, escape_cell, unescape_cell
 from exports.packages import NamePolice, check_package, read_registry
@@ -29,6 +31,7 @@ from exports.release import (
     publish_release,
     verify_release,
 )
+from exports.report import Institution
 from publieksdata.settings import DataHome, PublieksdataError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,6 +238,35 @@ def test_the_package_check_catches_a_planted_name(warehouse_home):
     (folder / "csv" / "planted.csv").write_text("x\nvisitors also went to theater zuid\n")
     with pytest.raises(PublieksdataError, match="names another member"):
         check_package(folder, police, own)
+
+
+def test_the_name_check_sees_a_member_whose_code_extends_the_own_code():
+    police = NamePolice([Institution("th_a", "Theater A"), Institution("th_ab", "Theater AB")])
+    own = Institution("th_a", "Theater A")
+    assert police.others_in("th_a, Theater A.", own) == []
+    assert police.others_in("zie ook th_ab", own) == ["th_ab"]
+    assert police.others_in("zie ook theater ab", own) == ["th_ab"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    terms=st.lists(st.text("abAB _-.", min_size=1, max_size=6), min_size=1, max_size=8),
+    text=st.text("abAB _-.x\n", max_size=60),
+)
+def test_the_name_check_finds_what_a_plain_alternation_finds(terms, text):
+    """The trie-shaped pattern of NamePolice gives the same members as the plain alternation
+    of every code and name, longest first (what it replaced)."""
+    members = [Institution(f"m{i}", term) for i, term in enumerate(terms)]
+    police = NamePolice(members)
+    owner = {}
+    for m in members:
+        for term in (m.code, m.name):
+            owner.setdefault(term.lower(), m.code)
+    plain = re.compile(
+        r"(?<![\w])(" + "|".join(re.escape(t) for t in sorted(owner, key=len, reverse=True))
+        + r")(?![\w])", re.IGNORECASE)  # fmt: skip
+    assert police.others_in(text, None) == sorted({owner[m.group(1).lower()]
+                                                   for m in plain.finditer(text)})  # fmt: skip
 
 
 def test_csv_cells_are_safe_against_formula_injection(warehouse_home):

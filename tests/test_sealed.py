@@ -100,8 +100,8 @@ def test_large_windows_1252_delivery_reads_whole_through_the_sealed_file(tmp_pat
         assert (result.rows, result.encoding) == (n, "latin-1")
         assert result.columns == ["ticket_id", "last_name", "city"]
         assert conn.execute(
-            "select count(*), count(distinct last_name), min(last_name), max(_row), "
-            "count(*) filter (where cast(ticket_id as bigint) != _row - 1) from raw"
+            "select count(*), count(distinct last_name), min(last_name), max(rowid + 1), "
+            "count(*) filter (where cast(ticket_id as bigint) != rowid) from raw"
         ).fetchall() == [(n, 1, "Jos\u00e9 M\u00fcller", n, 0)]
         conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sealed"]  # the UTF-8 copy is gone
