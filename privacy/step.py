@@ -66,7 +66,7 @@ def _country_sql(expr: str) -> str:
     )
 
 
-GROUP_ROWS = 200_000  # ticket rows pseudonymised in one transaction (several deliveries)
+GROUP_ROWS = 500_000  # ticket rows pseudonymised in one transaction (several deliveries)
 GROUP_DELIVERIES = 32
 
 
