@@ -158,6 +158,21 @@ def add_nightly_delivery(home: Path, fraction: float, total_rows: int) -> int:
     return rows
 
 
+def loaded_counts(root: Path) -> dict:
+    """Deliveries per ledger status and ticket rows in the warehouse: a figure is only worth
+    comparing when every generated delivery was accepted (a rejected one is time not spent)."""
+    import duckdb
+
+    conn = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        statuses = dict(conn.execute(
+            "select status, count(*) from intake.deliveries group by 1 order by 1").fetchall())  # fmt: skip
+        [(tickets,)] = conn.execute("select count(*) from pseudo.tickets").fetchall()
+    finally:
+        conn.close()
+    return {"deliveries": statuses, "ticket_rows_loaded": tickets}
+
+
 def run_size(rows: int, seed: int) -> dict:
     from publieksdata.settings import DataHome
 
@@ -207,13 +222,15 @@ def run_size(rows: int, seed: int) -> dict:
                 "wall_s": round(t3 - t2, 1),
                 "stages": stage_times(instance, result, sampler),
                 **dbt_split(root),
+                **loaded_counts(root),
             }
             nightly_rows = add_nightly_delivery(root, 0.01, generated["tickets"])
             t4 = time.time()
             result2 = job.execute_in_process(instance=instance, run_config=quiet)
             t5 = time.time()
             nightly = {"rows": nightly_rows, "wall_s": round(t5 - t4, 1),
-                       "stages": stage_times(instance, result2, sampler), **dbt_split(root)}  # fmt: skip
+                       "stages": stage_times(instance, result2, sampler), **dbt_split(root),
+                       **loaded_counts(root)}  # fmt: skip
         sampler.stop()
         return {
             "rows": generated["tickets"],
