@@ -74,7 +74,9 @@ def _clean(value: object) -> str | None:
         return None
     text = unicodedata.normalize("NFKC", str(value))
     if not text.isascii():
+        # removed, then composed again: "e" + zero-width space + combining acute is "é"
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+        text = unicodedata.normalize("NFKC", text)
     text = text.strip()
     return text or None
 

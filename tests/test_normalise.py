@@ -126,3 +126,11 @@ def test_the_phone_fast_path_takes_the_common_dutch_numbers():
     assert _plain_dutch_phone("0612345678") == "+31612345678"
     assert _plain_dutch_phone("+31201234567") == "+31201234567"
     assert _plain_dutch_phone("0800-1234") is None  # service numbers: the full path
+
+
+def test_a_zero_width_character_inside_a_combined_letter_is_one_person():
+    """Found by hypothesis in CI: 'e' + zero-width space + combining acute must compose to 'é'
+    once the invisible character is gone."""
+    assert normalise_email("0000000e\u200b\u0301.0000@0000000000.nl") == normalise_email(
+        "0000000\u00e9.0000@0000000000.nl"
+    )
