@@ -1,8 +1,9 @@
 """Read one delivery file, whatever its format, into a DuckDB table of text columns.
 
 The table ``raw`` gets one text column per header, named by the standard's canonical
-name; ``rowid + 1`` is the data row number (1-based, header not counted). CSV and Parquet stream through DuckDB; XLSX is read with calamine in
-batches. Errors name the problem and the row, never the content of a row.
+name; ``rowid + 1`` is the data row number (1-based, header not counted). CSV and
+Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
+problem and the row, never the content of a row.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def _transcoded(source: DeliveryFile):
     """A UTF-8 copy of a Windows-1252/Latin-1 delivery, sealed like its source, removed after.
 
     DuckDB's own Latin-1 decoding is not used: reading through a Python file system (the
-    sealed quarantine) it can splice the start of the file into a line past the first
-    32 MB (DuckDB 2.0; tests/test_read.py has the case). Latin-1 maps every byte, so the
+    sealed quarantine) it can splice bytes from elsewhere in the file into a line past the
+    first 32 MB (DuckDB 2.0; tests/test_sealed.py has the case). Latin-1 maps every byte, so the
     copy has the same lines.
     """
     target = source.path.with_name(source.path.name + ".utf8.tmp")
