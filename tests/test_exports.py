@@ -143,6 +143,23 @@ def test_the_manifest_says_perturbed_only_when_the_release_holds_an_open_year(wa
     assert not holds_open_year(warehouse, date(2026, 2, 1))
 
 
+def test_the_manifest_judges_open_years_at_the_date_the_dbt_build_used(warehouse_home):
+    """Without a date, holds_open_year reads the first open year the dbt build perturbed with
+    (main.dbt_run_date, written by the on-run-start hook), not today's date: a build just before
+    midnight on 31 January and a release just after must agree."""
+    from orchestration.assets.publication import holds_open_year
+
+    warehouse = warehouse_home.warehouse  # years 2024 and 2025
+    for first_open, expected in ((2025, True), (2026, False), (2024, True)):
+        with duckdb.connect(str(warehouse)) as conn:
+            conn.execute(
+                "create or replace table main.dbt_run_date as "
+                "select date '2026-01-31' as as_of_date, ? as first_open_year",
+                [first_open],
+            )
+        assert holds_open_year(warehouse) is expected, first_open
+
+
 def test_a_member_without_data_gets_an_empty_package(warehouse_home):
     rel = publish_release(warehouse_home)
     folder = rel.path / "institutions" / "fe_nieuw"

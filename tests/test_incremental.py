@@ -88,20 +88,35 @@ def nightly(tmp_path_factory):
     first = versions(home)
     changed = sorted(first["marts.fct_tickets"])[0]
     deliver(home, changed, "nightly.csv", corrections(home, changed))
+    # the next night: another run date (2026 still open), which dbt reads when it runs, so it
+    # keeps its saved parse of the project (tests/test_dbt_run_date.py)
+    mp.setenv("PUBLIEKSDATA_AS_OF_DATE", "2026-06-02")
+    dbt_log = home.dbt / "target" / "dbt.log"  # dagster-dbt logs beside its target
+    logged = dbt_log.stat().st_size
     run_job(home)
-    yield home, changed, first, versions(home), content(home)
+    with dbt_log.open(encoding="utf-8", errors="replace") as fh:
+        fh.seek(logged)
+        nightly_log = fh.read()
+    yield home, changed, first, versions(home), content(home), nightly_log
     mp.undo()
 
 
 def test_a_nightly_build_recomputes_only_the_changed_institution(nightly):
-    home, changed, before, after, _ = nightly
+    home, changed, before, after, *_ = nightly
     for table in INCREMENTAL:
         assert after[table][changed] > before[table][changed], table
         others = {c: v for c, v in after[table].items() if c != changed}
         assert others == {c: v for c, v in before[table].items() if c != changed}, table
 
 
+def test_a_new_run_date_keeps_dbts_saved_parse(nightly):
+    nightly_log = nightly[-1]
+    assert "dbt build" in nightly_log or "'which': 'build'" in nightly_log
+    assert "Unable to do partial parsing" not in nightly_log
+    assert "Partial parsing enabled, no changes found, skipping parsing" in nightly_log
+
+
 def test_the_nightly_build_equals_a_full_rebuild(nightly):
-    home, _, _, _, incremental = nightly
+    home, _, _, _, incremental, _ = nightly
     run_job(home, full_refresh=True)
     assert content(home) == incremental

@@ -12,21 +12,42 @@
     count is what is shown, and shares and means over persons are computed from perturbed
     counts. -#}
 
-{#- The first open year: a year is open until 1 February of the next. The run date is the var
-    as_of_date (YYYY-MM-DD; the pipeline passes it, PUBLIEKSDATA_AS_OF_DATE sets it for a
-    standalone dbt run), else today. -#}
-{% macro first_open_year() -%}
-    {%- set as_of = (var('as_of_date', '') or '') | string | trim -%}
-    {%- if as_of in ('', 'None', 'none') -%}
-        {%- set day = modules.datetime.date.today() -%}
-    {%- else -%}
-        {%- set day = modules.datetime.datetime.strptime(as_of, '%Y-%m-%d').date() -%}
-    {%- endif -%}
-    {{- return(day.year - 1 if day.month == 1 else day.year) -}}
+{#- The run date and the first open year: a year is open until 1 February of the next.
+
+    The run date is PUBLIEKSDATA_AS_OF_DATE (YYYY-MM-DD) when set, else today. It is a *run-time*
+    value: the on-run-start hook (dbt_project.yml) writes it, once per dbt invocation, into the
+    one-row table `dbt_run_date` of the target schema, and the models read that table. So the
+    compiled SQL of the models is the same every day and dbt's partial parsing survives a new
+    date (a dbt var would make every day's run parse the whole project again, an env_var read
+    at parse time the models that use it: docs/decisions.md, "Scale"); and every model of one
+    build sees the same date. DuckDB's getenv() exists only in its command-line client, not in
+    the Python client dbt-duckdb uses, hence the hook. The env var is read only when `execute`
+    is true, i.e. when dbt runs the hook, never while it parses the project. -#}
+{% macro run_date_relation() -%}
+    {{- return(api.Relation.create(
+        database=target.database, schema=target.schema, identifier='dbt_run_date')) -}}
 {%- endmacro %}
 
+{% macro record_run_date() -%}
+    {%- if execute -%}
+        {%- set given = env_var('PUBLIEKSDATA_AS_OF_DATE', '') | trim -%}
+        {%- if given -%}
+            {#- strptime refuses anything but YYYY-MM-DD, so only a date reaches the SQL -#}
+            {%- set day = modules.datetime.datetime.strptime(given, '%Y-%m-%d').date() -%}
+        {%- else -%}
+            {%- set day = modules.datetime.date.today() -%}
+        {%- endif -%}
+        create or replace table {{ run_date_relation() }} as
+        select
+            cast('{{ day.isoformat() }}' as date) as as_of_date,
+            {{ day.year - 1 if day.month == 1 else day.year }} as first_open_year
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether `year` is open; needs `open_years` (the run-date table) in the FROM clause, as
+    with_perturbed_counts puts it there. -#}
 {% macro is_open_year(year) -%}
-    ({{ year }} >= {{ first_open_year() }})
+    ({{ year }} >= open_years.first_open_year)
 {%- endmacro %}
 
 {#- The p-table: (n_row, bucket, deviation). The cell key falls in one of 20 buckets of 0.05;
@@ -71,6 +92,7 @@ select
     {{ relation }}.{{ count[0] }} + coalesce(ptable_{{ loop.index }}.deviation, 0) as {{ count[0] }}_p
     {%- endfor %}
 from {{ relation }}
+cross join {{ run_date_relation() }} as open_years
 {%- for count in counts %}
 {%- set year = count[2] if count | length > 2 else relation ~ '.year' %}
 left join ({{ cell_key_ptable() }}) as ptable_{{ loop.index }}

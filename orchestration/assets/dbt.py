@@ -51,12 +51,15 @@ class DbtBuildConfig(dg.Config):
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     home = data_home()
     target = home.dbt / "target"
-    # the run date decides which years are open and so perturbed (macros/perturbation.sql)
-    as_of = json.dumps({"as_of_date": run_date().isoformat()})
+    # The run date decides which years are open and so perturbed. dbt reads it itself when it
+    # runs (PUBLIEKSDATA_AS_OF_DATE, which it inherits, else today: the on-run-start hook of
+    # macros/perturbation.sql), so it is no --vars: a var that changes every day makes dbt
+    # parse the whole project again every day. Checked here so a bad value fails before dbt.
+    context.log.info(f"run date {run_date().isoformat()}")
     with warehouse_lock(home, f"dbt build (run {context.run_id})"):
         # dbt's unit tests check model logic on fixed inputs, not the data: they run in CI
         # (tests/test_dbt_metrics.py builds the project with them), not in every nightly build
-        args = ["build", "--vars", as_of, "--exclude-resource-type", "unit_test",
+        args = ["build", "--exclude-resource-type", "unit_test",
                 *(["--full-refresh"] if config.full_refresh else [])]  # fmt: skip
         invocation = dbt.cli(args, context=context, target_path=target)
         try:

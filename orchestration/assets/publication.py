@@ -39,7 +39,7 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.Mate
         # says so when the release holds one
         rel = publish_release(
             home,
-            open_years_perturbed=holds_open_year(home.warehouse, run_date()),
+            open_years_perturbed=holds_open_year(home.warehouse),
             only_if_changed=not config.force,
         )
     if rel.unchanged:
@@ -65,16 +65,21 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.Mate
 
 
 def first_open_year(day: dt.date) -> int:
-    """A year is open until 1 February of the next (macros/perturbation.sql, first_open_year)."""
+    """A year is open until 1 February of the next (macros/perturbation.sql, record_run_date)."""
     return day.year - 1 if day.month == 1 else day.year
 
 
-def holds_open_year(warehouse: Path, day: dt.date) -> bool:
-    """Whether a published table has a row of a year still open at ``day``: only then does the
-    release hold perturbed counts, and only then does its manifest say open_years_perturbed."""
+def holds_open_year(warehouse: Path, day: dt.date | None = None) -> bool:
+    """Whether a published table has a row of a year still open: only then does the release hold
+    perturbed counts, and only then does its manifest say open_years_perturbed.
+
+    Without ``day`` the first open year is the one the last dbt build perturbed with (the table
+    ``main.dbt_run_date`` its on-run-start hook wrote), so a build just before midnight and a
+    release just after agree; a warehouse without that table falls back to today's run date."""
     conn = duckdb.connect(":memory:")
     try:
         conn.execute("attach ? as wh (read_only)", [str(warehouse)])
+        open_from = first_open_year(day) if day is not None else _built_first_open_year(conn)
         for table in published_tables(conn):
             columns = {r[0] for r in conn.execute(
                 "select column_name from duckdb_columns() where database_name = 'wh' "
@@ -84,13 +89,23 @@ def holds_open_year(warehouse: Path, day: dt.date) -> bool:
                 "year" in columns
                 and conn.execute(
                     f'select count(*) from wh.{PUBLISHED_SCHEMA}."{table}" where year >= ?',
-                    [first_open_year(day)],
+                    [open_from],
                 ).fetchone()[0]
             ):
                 return True
         return False
     finally:
         conn.close()
+
+
+def _built_first_open_year(conn: duckdb.DuckDBPyConnection) -> int:
+    built = conn.execute(
+        "select count(*) from duckdb_tables() where database_name = 'wh' "
+        "and schema_name = 'main' and table_name = 'dbt_run_date'"
+    ).fetchone()[0]
+    if built:
+        return conn.execute("select first_open_year from wh.main.dbt_run_date").fetchone()[0]
+    return first_open_year(run_date())
 
 
 def _table_summary(release_path: Path) -> dict:
