@@ -150,53 +150,52 @@ def record_key(key: bytes, person_key: str) -> float:
 
 
 def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
-    """Give every person key of ``candidates_sql`` (one column) that has none its record key.
+    """Give every person key of ``candidates_sql`` (one column) that has none its record key;
+    returns how many were added.
 
-    One HMAC per distinct candidate, in Python; the keys reach DuckDB as a registered Arrow
-    table, never as SQL text. Written to ``wh.pseudo.person_record_keys`` with ``insert or
-    ignore``: a person who has a record key keeps it (after a key rotation that is the key
-    carried over from the old pseudonym, privacy/rotation.py), and the primary key's index
-    finds them without scanning the table, so a delivery costs what its own persons cost.
-    Returns the number of candidates.
+    One HMAC per new person key, computed by DuckDB with the record key bound as a parameter
+    (privacy/keyed_sql.py; ``record_key`` above is the reference), never as SQL text. A person
+    who has a record key keeps it (after a key rotation that is the key carried over from the
+    old pseudonym, privacy/rotation.py).
     """
-    candidates = [
-        r[0]
-        for r in conn.execute(
-            f"select distinct candidate.p from ({candidates_sql}) as candidate(p) "
-            "where candidate.p is not null"
-        ).fetchall()
-    ]
-    if not candidates:
-        return 0
-    key = keyring.derive("record")
-    table = pa.table(
-        {
-            "person_key": pa.array(candidates, pa.string()),
-            "record_key": pa.array([record_key(key, p) for p in candidates], pa.float64()),
-        }
+    import duckdb
+
+    from privacy.keyed_sql import KeyParams, execute_keyed
+
+    conn.execute(
+        "create or replace temp table record_candidates as "
+        f"select distinct candidate.p as person_key from ({candidates_sql}) as candidate(p) "
+        "where candidate.p is not null and candidate.p not in "
+        "(select person_key from wh.pseudo.person_record_keys)"
     )
-    conn.register("map_record", table)
     try:
-        conn.execute(
-            "insert or ignore into wh.pseudo.person_record_keys "
-            "select person_key, record_key from map_record"
-        )
+        [(n,)] = conn.execute("select count(*) from record_candidates").fetchall()
+        if n:
+            params = KeyParams("r")
+            expr = params.record_key_sql(keyring.derive("record"), "person_key")
+            execute_keyed(
+                conn,
+                "insert into wh.pseudo.person_record_keys "
+                f"select person_key, {expr} from record_candidates",
+                params,
+                "computing record keys",
+            )
     finally:
-        conn.unregister("map_record")
-    return len(candidates)
+        try:
+            conn.execute("drop table if exists record_candidates")
+        except duckdb.Error:
+            pass  # an aborted transaction: the table goes with it, the first error stands
+    return n
 
 
-def backfill_record_keys(conn, keyring: Keyring) -> int:
-    """A warehouse from before record keys existed gets them for every person it holds (once:
-    afterwards the privacy step, rotation and erasure keep the table complete)."""
-    empty = not conn.execute("select count(*) from wh.pseudo.person_record_keys").fetchall()[0][0]
-    if not empty:
-        return 0
+def complete_record_keys(conn, keyring: Keyring) -> int:
+    """Every person key in the warehouse gets its record key (the privacy step ends with this;
+    it also gives a warehouse from before record keys existed the keys of all its persons)."""
     return add_record_keys(conn, keyring, ALL_PERSON_KEYS_SQL)
 
 
 ALL_PERSON_KEYS_SQL = """
     select sector_pseudonym from wh.pseudo.tickets where sector_pseudonym is not null
-    union
+    union all
     select customer_pseudonym from wh.pseudo.tickets where customer_pseudonym is not null
 """

@@ -23,17 +23,17 @@ import pyarrow as pa
 from ingest import ledger
 from ingest.intake import _sql_path, canonical_path
 from ingest.sealed import sealed_url
+from privacy import keyed_sql
 from privacy.erasure import add_to_suppression_list, unlink_erased
 from privacy.keyring import Keyring, open_keyring
-from privacy.normalise import split_postcode
-from privacy.pseudonymise import (
-    add_record_keys,
-    backfill_record_keys,
-    customer_map,
-    email_map,
-    fallback_map,
-    phone_map,
+from privacy.normalise import (
+    fallback_identity,
+    normalise_customer_id,
+    normalise_email,
+    normalise_phone,
+    split_postcode,
 )
+from privacy.pseudonymise import complete_record_keys
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import check_keyring, privacy_memory_limit, work_connection
@@ -70,20 +70,113 @@ GROUP_ROWS = 500_000  # ticket rows pseudonymised in one transaction (several de
 GROUP_DELIVERIES = 32
 
 
-def _customer_map(keyring: Keyring, pairs: list[tuple[str, str]]) -> pa.Table:
-    """(institution, customer number) -> institution-scoped customer pseudonym."""
-    by_institution: dict[str, list[str]] = {}
-    for institution, customer_id in pairs:
-        by_institution.setdefault(institution, []).append(customer_id)
-    parts = []
-    for institution, values in by_institution.items():
-        table = customer_map(keyring, institution, values)
-        parts.append(table.append_column(
-            "institution_code", pa.array([institution] * table.num_rows, pa.string())))  # fmt: skip
-    if not parts:
-        return pa.table({"raw": pa.array([], pa.string()), "pseudonym": pa.array([], pa.string()),
-                         "institution_code": pa.array([], pa.string())})  # fmt: skip
-    return pa.concat_tables(parts)
+MAPS = ("map_email", "map_phone", "map_fallback", "map_customer", "map_postcode")
+
+
+def _with_python(conn, table: str, columns: str, slow_sql: str, compute) -> None:
+    """Add to ``table`` the rows Python computes for the values SQL left to it.
+
+    ``slow_sql`` selects the (distinct, few) raw values whose shape the SQL fast path does
+    not cover; ``compute`` maps one such row to the output row, or None to leave it out.
+    """
+    rows = [out for row in conn.execute(slow_sql).fetchall() if (out := compute(*row)) is not None]
+    if not rows:
+        return
+    names = [c.strip() for c in columns.split(",")]
+    arrow = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
+    conn.register("python_part", arrow)
+    try:
+        conn.execute(f"insert into {table} ({columns}) select {columns} from python_part")
+    finally:
+        conn.unregister("python_part")
+
+
+def _build_maps(conn, keyring: Keyring) -> None:
+    """Temp tables raw identifier -> pseudonym for the group in ``d`` (one row per distinct
+    raw value that normalises; the rest stay missing and are counted as soft problems).
+
+    Plain shapes are normalised and keyed in SQL (privacy/keyed_sql.py, keys bound as
+    parameters); only the values SQL cannot answer go through privacy/normalise.py.
+    """
+    identified = "from d where not research_opt_out"
+    plain = keyed_sql.plain_sql
+    # e-mail and phone: SQL answers the plain shapes, Python (full parsers) everything else
+    for kind, column, fast, python in (
+        ("email", "email", keyed_sql.email_sql, normalise_email),
+        ("phone", "phone", keyed_sql.phone_sql, normalise_phone),
+    ):
+        conn.execute(
+            f"create or replace temp table norm_{kind} as select raw, {fast('raw')} as norm "
+            f"from (select distinct {column} as raw {identified} and {column} is not null)"
+        )
+        _with_python(conn, f"norm_{kind}", "raw, norm",
+                     f"select raw from norm_{kind} where norm is null",
+                     lambda raw, f=python: (raw, n) if (n := f(raw)) is not None else None)  # fmt: skip
+    # fallback key: last name + birth date + PC6, all three needed
+    conn.execute(
+        f"""
+        create or replace temp table norm_fallback as
+        select last_name, birth_date, postcode,
+               case when fast then {keyed_sql.name_sql("last_name")} || '|' || birth_date
+                   || '|' || {keyed_sql.pc6_sql("postcode")} end as norm,
+               fast
+        from (select *, {plain("last_name")} and {plain("postcode")} as fast
+              from (select distinct last_name, cast(birth_date as varchar) as birth_date,
+                    postcode {identified} and last_name is not null
+                    and birth_date is not null and postcode is not null))
+        """
+    )
+    _with_python(conn, "norm_fallback", "last_name, birth_date, postcode, norm",
+                 "select last_name, birth_date, postcode from norm_fallback where not fast",
+                 lambda n, b, p: (n, b, p, i) if (i := fallback_identity(n, b, p)) else None)  # fmt: skip
+    # customer numbers: institution-scoped
+    conn.execute(
+        f"""
+        create or replace temp table norm_customer as
+        select institution_code, raw,
+               case when fast then {keyed_sql.customer_id_sql("raw")} end as norm, fast
+        from (select *, {plain("raw")} as fast
+              from (select distinct institution_code, customer_id as raw {identified}
+                    and customer_id is not null))
+        """
+    )
+    _with_python(conn, "norm_customer", "institution_code, raw, norm",
+                 "select institution_code, raw from norm_customer where not fast",
+                 lambda i, r: (i, r, n) if (n := normalise_customer_id(r)) is not None else None)  # fmt: skip
+    # PC4 by the same normalisation as the fallback key's PC6 (privacy/normalise.py: NFKC, any
+    # whitespace, zero-width characters), so "1011\u00a0AB" gives both or neither
+    conn.execute(
+        f"""
+        create or replace temp table map_postcode as
+        select raw, {keyed_sql.pc4_sql("raw")} as pc4
+        from (select distinct postcode as raw from d where postcode is not null)
+        where {plain("raw")}
+        """
+    )
+    _with_python(conn, "map_postcode", "raw, pc4",
+                 f"select distinct postcode from d where postcode is not null "
+                 f"and not {plain('postcode')}",
+                 lambda raw: (raw, split_postcode(raw)[0]))  # fmt: skip
+    # the pseudonyms, keyed in SQL with the keys bound as parameters
+    sector = keyring.chain("sector")
+    institution = keyring.chain("institution")
+    for table, columns, keys, kind, kind_sql in (
+        ("email", "raw", sector, "email", None),
+        ("phone", "raw", sector, "phone", None),
+        ("fallback", "last_name, birth_date, postcode", sector, "fallback", None),
+        ("customer", "institution_code, raw", institution, "", "'customer:' || institution_code"),
+    ):
+        params = keyed_sql.KeyParams()
+        pseudonym = params.chained_hmac_sql(keys, kind, "norm", kind_sql=kind_sql)
+        keyed_sql.execute_keyed(
+            conn,
+            f"create or replace temp table map_{table} as select {columns}, {pseudonym} "
+            f"as pseudonym from norm_{table} where norm is not null",
+            params,
+            "keying identifiers",
+        )
+    conn.execute("drop table norm_email; drop table norm_phone; drop table norm_fallback; "
+                 "drop table norm_customer")  # fmt: skip
 
 
 def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
@@ -93,30 +186,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
     Pseudonyms are computed once per distinct value of the whole group; a ticket delivered
     twice within the group keeps the later delivery's row, as across groups.
     """
-    identified = "from d where not research_opt_out"
-    emails, _ = email_map(keyring, (r[0] for r in conn.execute(
-        f"select distinct email {identified} and email is not null").fetchall()))  # fmt: skip
-    phones, _ = phone_map(keyring, (r[0] for r in conn.execute(
-        f"select distinct phone {identified} and phone is not null").fetchall()))  # fmt: skip
-    fallbacks = fallback_map(keyring, conn.execute(
-        f"select distinct last_name, cast(birth_date as varchar), postcode {identified} "
-        "and last_name is not null and birth_date is not null and postcode is not null"
-    ).fetchall())  # fmt: skip
-    customers = _customer_map(keyring, conn.execute(
-        f"select distinct institution_code, customer_id {identified} "
-        "and customer_id is not null").fetchall())  # fmt: skip
-    # PC4 by the same normalisation as the fallback key's PC6 (privacy/normalise.py: NFKC, any
-    # whitespace, zero-width characters), so "1011\u00a0AB" gives both or neither
-    raw_postcodes = [r[0] for r in conn.execute(
-        "select distinct postcode from d where postcode is not null").fetchall()]  # fmt: skip
-    postcodes = pa.table({"raw": pa.array(raw_postcodes, pa.string()),
-                          "pc4": pa.array([split_postcode(v)[0] for v in raw_postcodes],
-                                          pa.string())})  # fmt: skip
-    maps = ("map_email", "map_phone", "map_fallback", "map_customer", "map_postcode")
-    for name, table in zip(maps, (emails, phones, fallbacks, customers, postcodes), strict=True):
-        conn.register(name, table)
     country = _country_sql("d.country")
     try:
+        _build_maps(conn, keyring)
         # unparseable e-mail addresses and phone numbers (distinct values) per delivery
         soft: dict[str, dict[str, int]] = {}
         for delivery_id, bad_emails, bad_phones in conn.execute(
@@ -171,9 +243,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
                 "and later.ticket_id = k.ticket_id and later._seq > k._seq)"
             )
     finally:
-        for name in maps:
+        for name in MAPS:
             with contextlib.suppress(duckdb.Error):  # never mask the error that failed
-                conn.unregister(name)
+                conn.execute(f"drop table if exists {name}")
     conn.execute(
         "delete from wh.pseudo.tickets t where exists (select 1 from keyed k "
         "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
@@ -196,14 +268,6 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
         from keyed_erased
         """,
         [keyring.key_id],
-    )
-    # a record key for every person key the deliveries bring in (cell-key perturbation)
-    add_record_keys(
-        conn,
-        keyring,
-        "select sector_pseudonym from keyed_erased where not erased "
-        "union select customer_pseudonym from keyed_erased "
-        "where not erased and not account_erased",
     )
     for delivery_id, erased_rows in conn.execute(
         "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
@@ -316,8 +380,6 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
     outcomes = []
     with work_connection(home, keyring.derive("file"), privacy_memory_limit()) as conn:
         check_keyring(conn, keyring.key_id, keyring.fingerprint)
-        # a warehouse from before record keys existed gets them for the persons it holds
-        backfill_record_keys(conn, keyring)
         pending = ledger.pending(conn)
         sizes = dict(conn.execute(
             "select delivery_id, coalesce(rows_total, 0) from wh.intake.deliveries "
@@ -373,4 +435,16 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 outcomes.append(PrivacyOutcome(delivery_id, institution, kind, n,
                                                soft.get(delivery_id, {})))  # fmt: skip
                 fault_point("privacy.after_delivery")
+        # a record key for every person key in the warehouse that has none yet (cell-key
+        # perturbation): once per run, after the groups, so a person seen in many groups is
+        # keyed once; a run that died before this line leaves it to the next run, which always
+        # gets here before dbt builds
+        conn.execute("begin transaction")
+        try:
+            added = complete_record_keys(conn, keyring)
+            conn.execute("commit")
+        except Exception:
+            conn.execute("rollback")
+            raise
+        log.info("record keys added for %s person keys", added)
     return outcomes

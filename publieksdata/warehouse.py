@@ -58,8 +58,10 @@ create table if not exists {db}.pseudo.tickets (
     research_opt_out boolean not null,
     key_id varchar,
     delivery_id varchar not null,
-    loaded_at timestamp not null,
-    primary key (institution_code, ticket_id)
+    loaded_at timestamp not null
+    -- one row per (institution_code, ticket_id): kept by the privacy step (a later delivery of a
+    -- ticket replaces its row) and tested by dbt (models/staging/_sources.yml), not by a primary
+    -- key, whose index cost a fifth of the step at 10M rows (docs/decisions.md, "Scale")
 );
 
 create table if not exists {db}.pseudo.events (
