@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -86,27 +87,30 @@ def plain_upload(path: Path) -> bool:
     return path.is_file() and not path.is_symlink() and not path.name.startswith(".")
 
 
-def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, delivery_id: str,
-                    file_key: bytes, expect: tuple[int, int, int] | None = None) -> Path | None:  # fmt: skip
-    """Move an upload into quarantine, sealed: write ``.partial``, rename, then delete the upload.
+def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, file_key: bytes,
+                    expect: tuple[int, int, int] | None = None) -> tuple[Path, str] | None:  # fmt: skip
+    """Move an upload into quarantine, sealed; return (quarantined path, SHA-256 of the upload).
 
-    A crash before the rename leaves the upload in landing (the partial is removed next run);
-    a crash after it leaves both, and the next run records the landing copy as a duplicate.
-    With ``expect`` (upload_state taken before the file was hashed), an upload that changed
-    while it was read is left in landing and None is returned: it is still being written.
+    The upload is hashed while it is sealed (one read): the sealed copy is written to a
+    ``.partial`` file, renamed to ``<delivery id>__<name>`` (the id holds the hash), and the
+    upload is deleted. A crash before the rename leaves the upload in landing (the partial is
+    removed next run); a crash after it leaves both, and the next run records the landing copy
+    as a duplicate. With ``expect`` (upload_state taken before the file was read), an upload
+    that changed while it was read is left in landing and None is returned: it is still being
+    written.
     """
     qdir = home.quarantine / institution
     qdir.mkdir(parents=True, exist_ok=True)
     qdir.chmod(0o700)
-    target = qdir / f"{delivery_id}__{name}"
-    partial = target.with_name(target.name + ".partial")
-    seal_file(upload, partial, file_key)
+    partial = qdir / f".{uuid.uuid4().hex}.partial"
+    sha = seal_file(upload, partial, file_key)
     if expect is not None and upload_state(upload) != expect:
         partial.unlink()
         return None
+    target = qdir / f"{_new_delivery_id(sha)}__{name}"
     os.replace(partial, target)
     upload.unlink()
-    return target
+    return target, sha
 
 
 def _new_delivery_id(sha: str) -> str:
@@ -366,16 +370,16 @@ def take_deliveries(
                     name = safe_file_name(upload.name)
                     institution = safe_file_name(folder.name)
                     before = upload_state(upload)
-                    sha = sha256_of(upload)
-                    delivery_id = _new_delivery_id(sha)
-                    quarantined = quarantine_file(
-                        home, upload, institution, name, delivery_id, file_key, expect=before
+                    sealed = quarantine_file(
+                        home, upload, institution, name, file_key, expect=before
                     )
-                    if quarantined is None:
+                    if sealed is None:
                         log.warning("landing/%s/%s changed while it was read (still being "
                                     "uploaded?): left for the next run", institution, name)  # fmt: skip
                         continue
+                    quarantined, sha = sealed
                     fault_point("intake.after_quarantine")
+                    delivery_id, _ = _original_name(quarantined)
                     prepare(institution, quarantined, name, delivery_id=delivery_id, sha=sha)
         batches.flush()
     return batches.outcomes

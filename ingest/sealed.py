@@ -14,6 +14,7 @@ object, never in SQL text.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
@@ -186,11 +187,15 @@ class SealedReader(io.RawIOBase):
         super().close()
 
 
-def seal_file(source: Path, target: Path, key: bytes) -> None:
-    """Encrypt ``source`` into ``target`` (streamed); the caller removes the plaintext."""
+def seal_file(source: Path, target: Path, key: bytes) -> str:
+    """Encrypt ``source`` into ``target`` (streamed); the caller removes the plaintext.
+    Returns the SHA-256 (hex) of the plaintext, hashed on the same pass."""
+    digest = hashlib.sha256()
     with open(source, "rb") as src, SealedWriter(str(target), key) as dst:
         while chunk := src.read(SEGMENT):
+            digest.update(chunk)
             dst.write(chunk)
+    return digest.hexdigest()
 
 
 def open_sealed(path: Path, key: bytes) -> io.BufferedReader:

@@ -259,9 +259,10 @@ def test_a_file_still_being_written_is_left_in_landing(home, monkeypatch):
     real_seal = intake_module.seal_file
 
     def seal_while_the_upload_goes_on(source, target, key):
-        real_seal(source, target, key)
+        digest = real_seal(source, target, key)
         with open(source, "a") as fh:  # the member's upload is still writing
             fh.write(row.format(i=2))
+        return digest
 
     monkeypatch.setattr(intake_module, "seal_file", seal_while_the_upload_goes_on)
     assert take_deliveries(home) == []

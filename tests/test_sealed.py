@@ -1,5 +1,6 @@
 """Files at rest in quarantine/ and rejected/ are sealed (AES-GCM) and tamper-evident."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def test_plaintext_is_not_on_disk_and_tampering_is_detected(tmp_path: Path):
     plain = tmp_path / "p.csv"
     plain.write_bytes(b"email\nvisitor@example.nl\n" * 100_000)
     sealed = tmp_path / "s"
-    seal_file(plain, sealed, KEY)
+    # the digest of the plaintext, hashed on the sealing pass (it names the delivery)
+    assert seal_file(plain, sealed, KEY) == hashlib.sha256(plain.read_bytes()).hexdigest()
     raw = sealed.read_bytes()
     assert b"visitor" not in raw
     assert oct(sealed.stat().st_mode & 0o777) == "0o600"
