@@ -182,11 +182,7 @@ def write_warehouse(path: Path, sector: Sector) -> None:
     conn.close()
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dbt_metrics")
-    path = tmp / "warehouse.duckdb"
-    write_warehouse(path, build_sector())
+def run_dbt(command: str, path: Path, tmp: Path, *select: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PUBLIEKSDATA_WAREHOUSE": str(path),
@@ -199,11 +195,19 @@ def warehouse(tmp_path_factory):
         "DO_NOT_TRACK": "1",
     }
     dbt = Path(sys.executable).parent / "dbt"
-    result = subprocess.run(
-        [str(dbt), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
-         "--target-path", str(tmp / "target")],
+    return subprocess.run(
+        [str(dbt), command, "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
+         "--target-path", str(tmp / "target"), *(("--select", *select) if select else ())],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dbt_metrics")
+    path = tmp / "warehouse.duckdb"
+    write_warehouse(path, build_sector())
+    result = run_dbt("build", path, tmp)
     assert result.returncode == 0, result.stdout[-4000:]
     conn = duckdb.connect(str(path), read_only=True)
     yield conn
@@ -532,3 +536,18 @@ def test_nothing_published_below_k_or_with_a_person_key(warehouse):
                 f"select count(*) from published.{table} where {col} > 0 and {col} < {K}"
             ).fetchone()[0]
             assert bad == 0, (table, col)
+
+
+def test_a_ticket_twice_in_the_warehouse_fails_the_build(warehouse, tmp_path):
+    """pseudo.tickets has no primary key; the dbt test on stg_pseudo__tickets holds the rule."""
+    (source,) = warehouse.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(Path(source).read_bytes())
+    conn = duckdb.connect(str(copy))
+    conn.execute("insert into pseudo.tickets select * from pseudo.tickets limit 1")
+    conn.close()
+    result = run_dbt("test", copy, tmp_path, "stg_pseudo__tickets")
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert "FAIL 1 unique_combination_stg_pseudo__tickets" in result.stdout, result.stdout[-4000:]

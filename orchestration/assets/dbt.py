@@ -56,7 +56,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
     # macros/perturbation.sql), so it is no --vars: a var that changes every day makes dbt
     # parse the whole project again every day. Checked here so a bad value fails before dbt.
     context.log.info(f"run date {run_date().isoformat()}")
-    with warehouse_lock(home, f"dbt build (run {context.run_id})"):
+    with warehouse_lock(home, f"dbt build (run {context.run.run_id})"):
         # dbt's unit tests check model logic on fixed inputs, not the data: they run in CI
         # (tests/test_dbt_metrics.py builds the project with them), not in every nightly build
         args = ["build", "--exclude-resource-type", "unit_test",

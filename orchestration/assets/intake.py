@@ -43,7 +43,7 @@ def _problem_summary(outcome: DeliveryOutcome) -> str:
 )
 def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.MaterializeResult:
     home = data_home()
-    with warehouse_lock(home, f"intake (run {context.run_id})"), values_withheld("intake"):
+    with warehouse_lock(home, f"intake (run {context.run.run_id})"), values_withheld("intake"):
         outcomes = take_deliveries(home, only=config.files or None)
     status = Counter(o.status for o in outcomes)
     rejected = [o for o in outcomes if o.status == "rejected"]
@@ -113,7 +113,7 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.Ma
 )
 def pseudonymised(context: dg.AssetExecutionContext):
     home = data_home()
-    with warehouse_lock(home, f"privacy (run {context.run_id})"), values_withheld("privacy"):
+    with warehouse_lock(home, f"privacy (run {context.run.run_id})"), values_withheld("privacy"):
         outcomes = pseudonymise_pending(home)
     for kind, key in (("tickets", ["pseudo", "tickets"]), ("events", ["pseudo", "events"])):
         mine = [o for o in outcomes if o.kind == kind]
@@ -151,7 +151,7 @@ def pseudonymised(context: dg.AssetExecutionContext):
 )
 def reference_data(context: dg.AssetExecutionContext):
     home = data_home()
-    with warehouse_lock(home, f"reference data (run {context.run_id})"):
+    with warehouse_lock(home, f"reference data (run {context.run.run_id})"):
         counts = load_reference(home)
     yield dg.MaterializeResult(
         asset_key=["reference", "institutions"], metadata={"institutions": counts["institutions"]}

@@ -32,7 +32,7 @@ class ReleaseConfig(dg.Config):
 )
 def release(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.MaterializeResult:
     home = data_home()
-    with warehouse_lock(home, f"publication (run {context.run_id})"):
+    with warehouse_lock(home, f"publication (run {context.run.run_id})"):
         guard = check_release(home)  # raises, and so blocks the release, on any finding
         remove_incomplete(home)
         # open years are perturbed by the dbt models (macros/perturbation.sql): the manifest
