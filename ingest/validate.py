@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ingest.standard import EVENT_REQUIRED, TICKET_REQUIRED
 
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 500_000  # GE costs ~0.03 s per frame beside ~0.4 s per million rows
 ROW_CAP = 20  # row numbers named per problem
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -256,3 +256,44 @@ def test_a_ticket_delivered_twice_in_one_night_keeps_the_later_row(home):
         ("th_a", "T0", 15.0), ("th_a", "T1", 15.0), ("th_a", "T2", 12.5), ("th_a", "T3", 12.5),
     ]  # fmt: skip
     assert loaded == [("a_sales.csv", 4), ("b_correction.csv", 2), ("c_other_member.csv", 1)]
+
+
+def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
+    """Every kind of cell calamine hands over, blank rows skipped with the order kept; a cell
+    beyond the header (calamine pads every row to the sheet's width) is a column without a
+    name, left out like an unknown column."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    from ingest.read import DeliveryFile, read_delivery
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["ticket_id", "price", "sold_at", "birth_date", "time", "opt_out", "note"])
+    when, born = dt.datetime(2025, 2, 1, 10, 30), dt.date(1980, 5, 6)
+    ws.append(["T1", 12.0, when, born, dt.time(20, 15), True, "  a  "])
+    ws.append([None] * 7)  # a blank row between data rows
+    ws.append(["T2", 12.5, "2025-02-01", None, None, False, ""])
+    ws.append([7, 0.1, None, None, None, None, "x"])
+    path = tmp_path / "t.xlsx"
+    wb.save(path)
+    conn = duckdb.connect()
+    result = read_delivery(conn, DeliveryFile(path))
+    assert result.rows == 3
+    rows = conn.execute("select * from raw order by rowid").fetchall()
+    assert [d[0] for d in conn.description] == ["ticket_id", "price", "sold_at", "birth_date",
+                                                "time", "opt_out", "note"]  # fmt: skip
+    assert rows == [
+        ("T1", "12", "2025-02-01 10:30:00", "1980-05-06", "20:15:00", "true", "a"),
+        ("T2", "12.5", "2025-02-01", None, None, "false", None),
+        ("7", "0.1", None, None, None, None, "x"),
+    ]
+
+    ws.cell(row=6, column=9, value="beyond the header")
+    wb.save(path)
+    result = read_delivery(conn, DeliveryFile(path))
+    assert result.columns == ["ticket_id", "price", "sold_at", "birth_date", "time", "opt_out",
+                              "note"]  # fmt: skip
+    assert result.rows == 4
+    assert conn.execute("select count(*) from raw where ticket_id is null").fetchone()[0] == 1
