@@ -6,6 +6,9 @@ log, prints it to the console and shows it in the UI. Intake and privacy read ra
 identifiers included, so there an unexpected error is replaced by one that names only its
 class and where it was raised (file, line, function: code, never data). PublieksdataError is
 ours, written to be safe, and passes unchanged.
+
+Running out of DuckDB's memory limit is no defect and says what to change: the error names the
+step's limit and its value (settings, never data).
 """
 
 from __future__ import annotations
@@ -37,6 +40,21 @@ def values_withheld(step: str) -> Iterator[None]:
     except PublieksdataError:
         raise
     except Exception as exc:
+        import duckdb
+
+        from publieksdata.warehouse import privacy_memory_limit, work_memory_limit
+
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            setting, value = (
+                ("PUBLIEKSDATA_PRIVACY_MEMORY", privacy_memory_limit())
+                if step == "privacy"
+                else ("PUBLIEKSDATA_WORK_MEMORY", work_memory_limit())
+            )
+            raise PublieksdataError(
+                f"{step} ran out of memory: DuckDB's limit for this step, {setting}={value}, "
+                f"was not enough (raised in {_where(exc)}). Nothing of the deliveries being "
+                f"processed was committed: set {setting} higher (e.g. 2GB more) and run again"
+            ) from None
         raise PublieksdataError(
             f"{step} failed: unexpected {type(exc).__name__} in {_where(exc)}; its message is "
             "withheld because it could quote a value from a delivery. Nothing of the delivery "

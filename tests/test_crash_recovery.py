@@ -108,6 +108,9 @@ def assert_finished_like(home, expected_content, expected_facts) -> None:
         # some deliveries pseudonymised, the rest waiting; the next run is killed while dbt
         # builds the models (dbt killed with it); the third run finishes
         ["privacy.after_delivery@3", "dbt.mid_build@8"],
+        # every model built and tested, killed before publication: the next run builds nothing
+        # new (the incremental models see no changed institution) and publishes
+        ["dbt.after_build"],
     ],
     ids=lambda faults: "+".join(faults),
 )
@@ -128,6 +131,33 @@ def test_the_next_run_finishes_what_a_killed_run_left(uninterrupted, tmp_path, m
     if any(f.startswith("dbt.") for f in faults):
         # the killed build left dbt's own process dead too, and the lock free
         assert not _dbt_processes_for(home)
+    run_job(home)
+    assert_finished_like(home, expected_content, expected_facts)
+
+
+@pytest.mark.parametrize("step, setting", [("intake", "PUBLIEKSDATA_WORK_MEMORY"),
+                                           ("privacy", "PUBLIEKSDATA_PRIVACY_MEMORY")])  # fmt: skip
+def test_a_step_out_of_memory_says_which_limit_and_the_next_run_finishes(
+    uninterrupted, tmp_path, monkeypatch, step, setting
+):
+    """DuckDB's memory limit of a step too small for the night: the run fails naming the
+    setting and its value (no delivered value), commits nothing half, and a run with the
+    limit raised ends as an uninterrupted run."""
+    reference, expected_content, expected_facts = uninterrupted
+    home = same_keys_home(tmp_path / "home", monkeypatch, reference)
+    generate_sector(home.root, **SECTOR)
+    failed = subprocess.run(
+        [sys.executable, "-m", "publieksdata.cli", "run"],
+        env={**os.environ, setting: "1MB"},
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert (
+        f"{step} ran out of memory: DuckDB's limit for this step, {setting}=1MB, was not enough"
+        in failed.stderr
+    ), failed.stderr[-3000:]
+    assert current_release(home) is None
     run_job(home)
     assert_finished_like(home, expected_content, expected_facts)
 
