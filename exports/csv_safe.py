@@ -30,6 +30,8 @@ _LEADING_BLANKS = " \t\r\n\u00a0\u2007\u202f\u3000\u200b\u200c\u200d\u2060\ufeff
 
 def escape_cell(value: str) -> str:
     """A text cell as written: prefixed with ``'`` when a spreadsheet could run it."""
+    if value[:1].isalnum():  # the common case: no formula start, quote or blank can follow
+        return value
     if value.startswith(FORMULA_STARTS + _ALSO_STARTS + (QUOTE,)) or value.lstrip(
         _LEADING_BLANKS
     ).startswith(FORMULA_STARTS + _ALSO_STARTS):
@@ -42,17 +44,35 @@ def unescape_cell(value: str) -> str:
     return value[1:] if value.startswith(QUOTE) else value
 
 
+def _float_text(value: float) -> str:
+    return "" if value != value else repr(value)  # NaN: DuckDB returns NULL, pandas may hand NaN
+
+
+# by exact type, the common cells without a chain of isinstance tests (a release formats
+# millions of cells); bool before int matters only in the chain below, here types are exact
+_BY_TYPE = {
+    str: escape_cell,
+    int: str,
+    float: _float_text,
+    bool: lambda value: "true" if value else "false",
+    decimal.Decimal: str,
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+}
+
+
 def format_cell(value) -> str:
     if value is None:
         return ""
+    by_type = _BY_TYPE.get(type(value))
+    if by_type is not None:
+        return by_type(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return escape_cell(value)
     if isinstance(value, float):
-        if value != value:  # NaN: DuckDB returns NULL, pandas may hand over NaN
-            return ""
-        return repr(value)
+        return _float_text(value)
     if isinstance(value, int | decimal.Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date):
@@ -60,13 +80,24 @@ def format_cell(value) -> str:
     return escape_cell(str(value))
 
 
+def _column_text(values: Sequence) -> list[str]:
+    """A column's cells as written: one formatter for the column's type where every value has
+    it (the common case), the full rule of format_cell per value otherwise."""
+    types = {type(v) for v in values} - {type(None)}
+    by_type = _BY_TYPE.get(types.pop()) if len(types) == 1 else None
+    if by_type is None:
+        return [format_cell(v) for v in values]
+    return ["" if v is None else by_type(v) for v in values]
+
+
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """Write a header and rows; return the number of rows written."""
-    n = 0
+    rows = list(rows)
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow([escape_cell(c) for c in columns])
-        for row in rows:
-            writer.writerow([format_cell(v) for v in row])
-            n += 1
-    return n
+        if rows:
+            writer.writerows(
+                zip(*(_column_text(col) for col in zip(*rows, strict=True)), strict=True)
+            )
+    return len(rows)

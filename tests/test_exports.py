@@ -160,6 +160,35 @@ def test_the_manifest_judges_open_years_at_the_date_the_dbt_build_used(warehouse
         assert holds_open_year(warehouse) is expected, first_open
 
 
+def test_each_package_holds_exactly_its_members_rows_in_order(warehouse_home):
+    """The member tables are read once and cut per member (exports/packages.py): each package's
+    Parquet and CSV hold what a query for that member alone gives, in the same order."""
+    from exports.csv_safe import format_cell
+
+    rel = publish_release(warehouse_home)
+    marts = duckdb.connect(str(rel.path / "marts.duckdb"), read_only=True)
+    tables = [t for (t,) in marts.execute(
+        "select table_name from information_schema.columns where column_name = 'institution_code'"
+    ).fetchall()]  # fmt: skip
+    assert len(tables) >= 3
+    checked = 0
+    for code, *_ in MEMBERS:
+        folder = rel.path / "institutions" / code
+        for t in tables:
+            want = marts.execute(
+                f'select * from "{t}" where institution_code = ? order by all', [code]
+            ).fetchall()
+            got = duckdb.execute(
+                f"select * from read_parquet('{folder / 'parquet' / f'{t}.parquet'}')"
+            ).fetchall()
+            assert got == want, (code, t)
+            with (folder / "csv" / f"{t}.csv").open(encoding="utf-8-sig", newline="") as fh:
+                assert list(csv.reader(fh))[1:] == [[format_cell(v) for v in r] for r in want]
+            checked += bool(want)
+    assert checked >= 8
+    marts.close()
+
+
 def test_a_member_without_data_gets_an_empty_package(warehouse_home):
     rel = publish_release(warehouse_home)
     folder = rel.path / "institutions" / "fe_nieuw"
@@ -284,6 +313,27 @@ def test_the_name_check_finds_what_a_plain_alternation_finds(terms, text):
         + r")(?![\w])", re.IGNORECASE)  # fmt: skip
     assert police.others_in(text, None) == sorted({owner[m.group(1).lower()]
                                                    for m in plain.finditer(text)})  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.text(st.sampled_from(list("=+-@\t\r\n'a1 ＝＋－＠\u00a0\u200b\ufeff\u202eé٣²"))),
+    )
+)
+def test_escape_cell_follows_the_rule_whatever_the_first_character(value):
+    """escape_cell returns a cell that starts with a letter or digit at once (its fast path):
+    the rule written out in full (csv_safe's docstring) gives the same for every text, and no
+    alphanumeric code point ever needs the quote."""
+    from exports.csv_safe import _ALSO_STARTS, _LEADING_BLANKS, FORMULA_STARTS, QUOTE, escape_cell
+
+    def rule(v: str) -> str:
+        starts = FORMULA_STARTS + _ALSO_STARTS
+        return QUOTE + v if v.startswith((*starts, QUOTE)) or v.lstrip(_LEADING_BLANKS).startswith(starts) else v  # fmt: skip
+
+    assert escape_cell(value) == rule(value)
+    assert not any(c.isalnum() for c in _LEADING_BLANKS + "".join(FORMULA_STARTS + _ALSO_STARTS))
 
 
 def test_csv_cells_are_safe_against_formula_injection(warehouse_home):
