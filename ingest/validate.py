@@ -9,6 +9,7 @@ identifier or not, reaches a report.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ ROW_CAP = 20  # row numbers named per problem
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# GE's INFO lines (a temporary docs folder per context, functions it skips while importing) are
+# noise on the console of `publieksdata run` and in Dagster's logs; its warnings still show
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 @dataclass
@@ -93,6 +97,10 @@ def _ge_batch_definition_and_suite(kind: str, today: date):
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # this module of GE sets its own logger to INFO when imported (a temporary docs folder per
+    # context): quieted after the import
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

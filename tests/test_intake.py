@@ -297,3 +297,24 @@ def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
                               "note"]  # fmt: skip
     assert result.rows == 4
     assert conn.execute("select count(*) from raw where ticket_id is null").fetchone()[0] == 1
+
+
+def test_great_expectations_keeps_its_info_lines_to_itself(caplog):
+    """A GE context logs a temporary docs folder at INFO each time; the console of a run and
+    Dagster's logs show GE's warnings and errors only."""
+    import logging
+    from datetime import date
+
+    from ingest import validate
+
+    conn = duckdb.connect()
+    conn.execute(
+        "create table t as select 1 as _row, 'x' as ticket_id, 'o' as order_id, 'e' as event_id, "
+        "timestamp '2025-03-01' as event_start, timestamp '2025-02-01' as sold_at, "
+        "12.5 as price, 'sold' as status"
+    )
+    validate._ge_batch_definition_and_suite.cache_clear()
+    with caplog.at_level(logging.INFO):
+        assert validate.run_expectations(conn, "tickets", ["t"], date(2025, 6, 1)) == [[]]
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations")
+                and r.levelno < logging.WARNING]  # fmt: skip
