@@ -44,7 +44,11 @@ def values_withheld(step: str) -> Iterator[None]:
 
         from publieksdata.warehouse import privacy_memory_limit, work_memory_limit
 
-        if isinstance(exc, duckdb.OutOfMemoryException):
+        # a commit that cannot allocate fails as a TransactionException ("Failed to commit:
+        # could not allocate block ..."): the text is DuckDB's, read here, never shown
+        if isinstance(exc, duckdb.OutOfMemoryException) or (
+            isinstance(exc, duckdb.TransactionException) and "could not allocate" in str(exc)
+        ):
             setting, value = (
                 ("PUBLIEKSDATA_PRIVACY_MEMORY", privacy_memory_limit())
                 if step == "privacy"

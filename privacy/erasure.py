@@ -25,6 +25,7 @@ variable until its pseudonym is computed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -202,7 +203,10 @@ def erase_person(home: DataHome, request: ErasureRequest) -> ErasureOutcome:
             )
             conn.execute("commit")
         except Exception:
-            conn.execute("rollback")
+            with contextlib.suppress(
+                duckdb.Error
+            ):  # the error that failed stands, not the rollback's
+                conn.execute("rollback")
             raise
     log.info("erasure %s: %s pseudonym(s) suppressed, %s row(s) unlinked", erasure_id, added, rows)
     return ErasureOutcome(

@@ -21,9 +21,11 @@ rotation is finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from privacy.keyring import activate_pending, open_keyring, pending_keyring
@@ -160,7 +162,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
             raise PublieksdataError("key rotation aborted: the re-keyed warehouse lost a link")
         conn.execute("commit")
     except Exception:
-        conn.execute("rollback")
+        with contextlib.suppress(duckdb.Error):  # the error that failed stands, not the rollback's
+            conn.execute("rollback")
         raise
     finally:
         conn.unregister("map_sector")

@@ -421,8 +421,10 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 conn.execute("commit")
             except Exception:
                 # the temporary tables of the group go with the transaction; the error is the
-                # one that failed (a cleanup statement on the aborted transaction would mask it)
-                conn.execute("rollback")
+                # one that failed (a cleanup statement on the aborted transaction would mask it,
+                # and so would the rollback of a database a failed commit invalidated)
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute("rollback")
                 raise
             conn.execute(
                 "drop view if exists keyed_erased; drop table if exists keyed; drop table d"
@@ -444,7 +446,8 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
             added = complete_record_keys(conn, keyring)
             conn.execute("commit")
         except Exception:
-            conn.execute("rollback")
+            with contextlib.suppress(duckdb.Error):  # the first error stands (see above)
+                conn.execute("rollback")
             raise
         log.info("record keys added for %s person keys", added)
     return outcomes

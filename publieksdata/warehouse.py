@@ -7,6 +7,7 @@ for its step and closes it before dbt runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ create table if not exists {db}.pseudo.tickets (
     delivery_id varchar not null,
     loaded_at timestamp not null
     -- one row per (institution_code, ticket_id): kept by the privacy step (a later delivery of a
-    -- ticket replaces its row) and tested by dbt (models/staging/_sources.yml), not by a primary
+    -- ticket replaces its row) and tested by dbt (models/staging/_staging.yml), not by a primary
     -- key, whose index cost a fifth of the step at 10M rows (docs/decisions.md, "Scale")
 );
 
@@ -81,8 +82,11 @@ create table if not exists {db}.pseudo.events (
 -- key (a sector or an institution-scoped pseudonym), an HMAC of the pseudonym under the keyring's
 -- "record" key, as a number in [0, 1) on a grid of 2^-24 (so sums are exact in any order).
 -- Written by the privacy step, carried over by key rotation, removed by erasure.
+-- One row per person key: the privacy step adds only keys it does not hold yet, and dbt tests
+-- it (unique on stg_pseudo__person_record_keys). No primary key: its index must fit in
+-- DuckDB's memory, and at 50M tickets (13M person keys) it did not in the privacy step's 2GB.
 create table if not exists {db}.pseudo.person_record_keys (
-    person_key varchar primary key,
+    person_key varchar not null,
     record_key double not null
 );
 
@@ -112,8 +116,39 @@ create table if not exists {db}.meta.erasure_log (
 """
 
 
+# tables that had a primary key in warehouses created before the scale work (issue #8)
+_KEYS_DROPPED = ("tickets", "person_record_keys")
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection, db: str) -> None:
+    _drop_old_primary_keys(conn, db)
     conn.execute(DDL.format(db=db))
+
+
+def _drop_old_primary_keys(conn: duckdb.DuckDBPyConnection, db: str) -> None:
+    """A warehouse from before keeps no primary key on pseudo.tickets or
+    pseudo.person_record_keys: the table is rebuilt without it, once, in one transaction (DuckDB
+    cannot drop a key in place). An index that outgrows DuckDB's memory fails the commit and
+    invalidates the database (50M tickets, docs/performance.md)."""
+    for table in _KEYS_DROPPED:
+        [(keyed,)] = conn.execute(
+            "select count(*) from duckdb_constraints() where database_name = ? "
+            "and schema_name = 'pseudo' and table_name = ? and constraint_type = 'PRIMARY KEY'",
+            [db, table],
+        ).fetchall()
+        if not keyed:
+            continue
+        conn.execute("begin transaction")
+        try:
+            conn.execute(f"alter table {db}.pseudo.{table} rename to {table}_keyed")
+            conn.execute(DDL.format(db=db))
+            conn.execute(f"insert into {db}.pseudo.{table} select * from {db}.pseudo.{table}_keyed")
+            conn.execute(f"drop table {db}.pseudo.{table}_keyed")
+            conn.execute("commit")
+        except Exception:
+            with contextlib.suppress(duckdb.Error):
+                conn.execute("rollback")
+            raise
 
 
 def work_memory_limit() -> str:

@@ -1,0 +1,46 @@
+"""The warehouse schema: tables of an older warehouse are brought to the current one."""
+
+import duckdb
+
+from publieksdata.warehouse import DDL, work_connection
+
+
+def _primary_keys(path) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return {t for (t,) in conn.execute(
+            "select table_name from duckdb_constraints() where schema_name = 'pseudo' "
+            "and constraint_type = 'PRIMARY KEY'").fetchall()}  # fmt: skip
+
+
+def test_an_older_warehouse_loses_the_primary_keys_that_outgrow_memory(home):
+    """pseudo.tickets and pseudo.person_record_keys had primary keys; at 50M tickets the record
+    keys' index did not fit the privacy step's memory, the commit failed and invalidated the
+    database. Opening an older warehouse rebuilds both without the key, rows kept."""
+    old = (
+        DDL.replace("    loaded_at timestamp not null\n    --", "    loaded_at timestamp not null,\n    primary key (institution_code, ticket_id)\n    --")
+        .replace("person_key varchar not null,", "person_key varchar primary key,")
+    )  # fmt: skip
+    assert old.count("primary key (institution_code, ticket_id)") == 1
+    with duckdb.connect(str(home.warehouse)) as conn:
+        [(db,)] = conn.execute("select current_database()").fetchall()
+        conn.execute(old.format(db=db))
+        conn.execute(
+            "insert into pseudo.tickets values ('th_a', 'T1', null, 'E1', timestamp '2025-03-01', "
+            "timestamp '2025-02-01', 12.5, null, null, 'sold', 's', null, '1011', 'NL', 1980, "
+            "'f', false, 'k1', 'd1', now())"
+        )
+        conn.execute("insert into pseudo.person_record_keys values ('s', 0.25)")
+    assert _primary_keys(home.warehouse) >= {"tickets", "person_record_keys"}
+
+    with work_connection(home):
+        pass
+    assert not _primary_keys(home.warehouse) & {"tickets", "person_record_keys"}
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        assert conn.execute("select ticket_id, price from pseudo.tickets").fetchall() == [
+            ("T1", 12.5)
+        ]
+        assert conn.execute("select * from pseudo.person_record_keys").fetchall() == [("s", 0.25)]
+        tables = {t for (t,) in conn.execute("select table_name from duckdb_tables()").fetchall()}
+        assert not [t for t in tables if t.endswith("_keyed")]
+    with work_connection(home):  # the second time there is nothing to do
+        pass
