@@ -91,3 +91,24 @@ def test_a_failing_run_writes_the_value_nowhere(home, monkeypatch, capsys, step)
     expected = "ValueError" if step == "privacy-python" else "ConversionException"
     assert f"{step.split('-')[0]} failed: unexpected {expected} in " in error.message
     assert "line" in error.message  # where in our code: a place to start, without the value
+
+
+def test_a_commit_that_cannot_allocate_names_the_memory_setting(monkeypatch):
+    """DuckDB reports a commit that runs out of memory as a TransactionException ("could not
+    allocate block"); it reads as the step's memory setting, any other one stays withheld."""
+    import duckdb
+    import pytest
+
+    from orchestration.withheld import values_withheld
+    from publieksdata.settings import PublieksdataError
+
+    monkeypatch.setenv("PUBLIEKSDATA_PRIVACY_MEMORY", "3GB")
+    with pytest.raises(PublieksdataError, match=r"privacy ran out of memory: .*PUBLIEKSDATA_PRIVACY_MEMORY=3GB"):  # fmt: skip
+        with values_withheld("privacy"):
+            raise duckdb.TransactionException(
+                "Failed to commit: could not allocate block of size 256.0 KiB (1.8 GiB/1.8 GiB used)"
+            )
+    with pytest.raises(PublieksdataError, match="its message is withheld") as caught:
+        with values_withheld("privacy"):
+            raise duckdb.TransactionException("Conflict on tuple 'jan@example.nl'")
+    assert "jan@example.nl" not in str(caught.value)
