@@ -25,7 +25,6 @@ variable until its pseudonym is computed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import uuid
@@ -37,7 +36,7 @@ from privacy.keyring import Keyring, open_keyring
 from privacy.normalise import normalise_customer_id, normalise_email, normalise_phone
 from privacy.pseudonymise import customer_pseudonym, sector_pseudonym
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, work_connection
+from publieksdata.warehouse import check_keyring, transaction, work_connection
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +190,7 @@ def erase_person(home: DataHome, request: ErasureRequest) -> ErasureOutcome:
                 f"institution {request.institution!r} is neither in the member registry nor in "
                 "the warehouse; check the code"
             )
-        conn.execute("begin transaction")
-        try:
+        with transaction(conn):
             sectors, customers = resolve_person(conn, seed_sector, seed_customer)
             added = add_to_suppression_list(conn, "sector", sectors)
             added += add_to_suppression_list(conn, "customer", customers)
@@ -201,13 +199,6 @@ def erase_person(home: DataHome, request: ErasureRequest) -> ErasureOutcome:
                 "insert into wh.meta.erasure_log values (?, now(), ?, ?, ?, ?, ?, null)",
                 [erasure_id, request.kind, request.institution, added, rows, keyring.key_id],
             )
-            conn.execute("commit")
-        except Exception:
-            with contextlib.suppress(
-                duckdb.Error
-            ):  # the error that failed stands, not the rollback's
-                conn.execute("rollback")
-            raise
     log.info("erasure %s: %s pseudonym(s) suppressed, %s row(s) unlinked", erasure_id, added, rows)
     return ErasureOutcome(
         erasure_id, request.kind, request.institution, added, rows, keyring.key_id

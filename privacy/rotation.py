@@ -21,17 +21,15 @@ rotation is finished.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from privacy.keyring import activate_pending, open_keyring, pending_keyring
 from privacy.pseudonymise import rekey
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, work_connection
+from publieksdata.warehouse import check_keyring, transaction, work_connection
 
 log = logging.getLogger(__name__)
 
@@ -127,44 +125,39 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
     )
     conn.register("map_sector", _rekey_map(sector_key, sectors))
     conn.register("map_customer", _rekey_map(customer_key, customers))
-    conn.execute("begin transaction")
     try:
-        before = conn.execute(_COUNTS).fetchone()
-        rows = conn.execute(
-            """
-            update wh.pseudo.tickets set
-                sector_pseudonym = (select new from map_sector where old = sector_pseudonym),
-                customer_pseudonym =
-                    (select new from map_customer where old = customer_pseudonym),
-                key_id = ?,
-                loaded_at = now()  -- every row changed: incremental dbt models rebuild all
-            """,
-            [pending.key_id],
-        ).fetchone()[0]
-        conn.execute(
-            """
-            create temp table erased_rekeyed as
-            select coalesce(ms.new, mc.new) as pseudonym, e.kind
-            from wh.meta.erased e
-            left join map_sector ms on e.kind = 'sector' and ms.old = e.pseudonym
-            left join map_customer mc on e.kind = 'customer' and mc.old = e.pseudonym
-            """
-        )
-        conn.execute("delete from wh.meta.erased")
-        conn.execute("insert into wh.meta.erased select * from erased_rekeyed")
-        conn.execute("drop table erased_rekeyed")
-        _carry_record_keys(conn)
-        conn.execute(
-            "insert into wh.meta.keyring values (?, ?, now())",
-            [pending.key_id, pending.fingerprint],
-        )
-        if conn.execute(_COUNTS).fetchone() != before:
-            raise PublieksdataError("key rotation aborted: the re-keyed warehouse lost a link")
-        conn.execute("commit")
-    except Exception:
-        with contextlib.suppress(duckdb.Error):  # the error that failed stands, not the rollback's
-            conn.execute("rollback")
-        raise
+        with transaction(conn):
+            before = conn.execute(_COUNTS).fetchone()
+            rows = conn.execute(
+                """
+                update wh.pseudo.tickets set
+                    sector_pseudonym = (select new from map_sector where old = sector_pseudonym),
+                    customer_pseudonym =
+                        (select new from map_customer where old = customer_pseudonym),
+                    key_id = ?,
+                    loaded_at = now()  -- every row changed: incremental dbt models rebuild all
+                """,
+                [pending.key_id],
+            ).fetchone()[0]
+            conn.execute(
+                """
+                create temp table erased_rekeyed as
+                select coalesce(ms.new, mc.new) as pseudonym, e.kind
+                from wh.meta.erased e
+                left join map_sector ms on e.kind = 'sector' and ms.old = e.pseudonym
+                left join map_customer mc on e.kind = 'customer' and mc.old = e.pseudonym
+                """
+            )
+            conn.execute("delete from wh.meta.erased")
+            conn.execute("insert into wh.meta.erased select * from erased_rekeyed")
+            conn.execute("drop table erased_rekeyed")
+            _carry_record_keys(conn)
+            conn.execute(
+                "insert into wh.meta.keyring values (?, ?, now())",
+                [pending.key_id, pending.fingerprint],
+            )
+            if conn.execute(_COUNTS).fetchone() != before:
+                raise PublieksdataError("key rotation aborted: the re-keyed warehouse lost a link")
     finally:
         conn.unregister("map_sector")
         conn.unregister("map_customer")

@@ -36,7 +36,7 @@ from privacy.normalise import (
 from privacy.pseudonymise import complete_record_keys
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, privacy_memory_limit, work_connection
+from publieksdata.warehouse import check_keyring, privacy_memory_limit, transaction, work_connection
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +408,9 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
             )
             rows = dict(conn.execute("select delivery_id, count(*) from d group by 1").fetchall())
             kind = group[0][2]
-            conn.execute("begin transaction")
-            try:
+            # on an error the temporary tables of the group go with the transaction, and the
+            # error reported is the one that failed (no cleanup statement may mask it)
+            with transaction(conn):
                 if kind == "tickets":
                     soft = _pseudonymise_tickets(conn, keyring)
                 else:
@@ -418,14 +419,6 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 for delivery_id, _, _ in group:
                     _mark_accepted(conn, delivery_id, rows.get(delivery_id, 0),
                                    soft.get(delivery_id, {}))  # fmt: skip
-                conn.execute("commit")
-            except Exception:
-                # the temporary tables of the group go with the transaction; the error is the
-                # one that failed (a cleanup statement on the aborted transaction would mask it,
-                # and so would the rollback of a database a failed commit invalidated)
-                with contextlib.suppress(duckdb.Error):
-                    conn.execute("rollback")
-                raise
             conn.execute(
                 "drop view if exists keyed_erased; drop table if exists keyed; drop table d"
             )
@@ -441,13 +434,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
         # perturbation): once per run, after the groups, so a person seen in many groups is
         # keyed once; a run that died before this line leaves it to the next run, which always
         # gets here before dbt builds
-        conn.execute("begin transaction")
-        try:
+        with transaction(conn):
             added = complete_record_keys(conn, keyring)
-            conn.execute("commit")
-        except Exception:
-            with contextlib.suppress(duckdb.Error):  # the first error stands (see above)
-                conn.execute("rollback")
-            raise
         log.info("record keys added for %s person keys", added)
     return outcomes

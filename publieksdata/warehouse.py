@@ -116,6 +116,21 @@ create table if not exists {db}.meta.erasure_log (
 """
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``begin`` ... ``commit``; on an error, a rollback that never replaces the error that
+    failed (after a commit that could not allocate, DuckDB invalidates the database and the
+    rollback itself raises a FatalException, which used to hide the real cause)."""
+    conn.execute("begin transaction")
+    try:
+        yield conn
+        conn.execute("commit")
+    except Exception:
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("rollback")
+        raise
+
+
 # tables that had a primary key in warehouses created before the scale work (issue #8)
 _KEYS_DROPPED = ("tickets", "person_record_keys")
 
@@ -138,17 +153,11 @@ def _drop_old_primary_keys(conn: duckdb.DuckDBPyConnection, db: str) -> None:
         ).fetchall()
         if not keyed:
             continue
-        conn.execute("begin transaction")
-        try:
+        with transaction(conn):
             conn.execute(f"alter table {db}.pseudo.{table} rename to {table}_keyed")
             conn.execute(DDL.format(db=db))
             conn.execute(f"insert into {db}.pseudo.{table} select * from {db}.pseudo.{table}_keyed")
             conn.execute(f"drop table {db}.pseudo.{table}_keyed")
-            conn.execute("commit")
-        except Exception:
-            with contextlib.suppress(duckdb.Error):
-                conn.execute("rollback")
-            raise
 
 
 def work_memory_limit() -> str:

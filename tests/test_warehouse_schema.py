@@ -1,8 +1,9 @@
 """The warehouse schema: tables of an older warehouse are brought to the current one."""
 
 import duckdb
+import pytest
 
-from publieksdata.warehouse import DDL, work_connection
+from publieksdata.warehouse import DDL, transaction, work_connection
 
 
 def _primary_keys(path) -> set[str]:
@@ -44,3 +45,33 @@ def test_an_older_warehouse_loses_the_primary_keys_that_outgrow_memory(home):
         assert not [t for t in tables if t.endswith("_keyed")]
     with work_connection(home):  # the second time there is nothing to do
         pass
+
+
+def test_a_failed_transaction_reports_its_own_error_not_the_rollbacks():
+    """After a commit that could not allocate, DuckDB's rollback raises a FatalException; the
+    error that failed is the one that reaches the user."""
+
+    class Invalidated:
+        def __init__(self):
+            self.statements = []
+
+        def execute(self, sql):
+            self.statements.append(sql)
+            if sql == "rollback":
+                raise duckdb.FatalException("database has been invalidated")
+
+    conn = Invalidated()
+    with pytest.raises(duckdb.TransactionException, match="could not allocate"):
+        with transaction(conn):
+            raise duckdb.TransactionException("Failed to commit: could not allocate block")
+    assert conn.statements == ["begin transaction", "rollback"]
+
+    real = duckdb.connect()
+    real.execute("create table t (i integer)")
+    with pytest.raises(ValueError):
+        with transaction(real):
+            real.execute("insert into t values (1)")
+            raise ValueError("stop")
+    with transaction(real):
+        real.execute("insert into t values (2)")
+    assert real.execute("select * from t").fetchall() == [(2,)]
