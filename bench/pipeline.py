@@ -254,7 +254,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    report = {"machine": {"cores": os.cpu_count()}, "runs": []}
+    from publieksdata.settings import intake_workers
+
+    report = {"machine": {"cores": os.cpu_count()}, "intake_workers": intake_workers(), "runs": []}
     for rows in args.rows:
         report["runs"].append(run_size(rows, args.seed))
         print(json.dumps(report["runs"][-1], indent=2), flush=True)

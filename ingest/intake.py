@@ -14,7 +14,9 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from ingest.typed import detect_date_formats, typed_events_sql, typed_tickets_sq
 from ingest.validate import FIXES, Problem, Validation, check_whole_file, run_expectations
 from privacy.keyring import open_keyring
 from publieksdata.faults import fault_point
-from publieksdata.settings import DataHome
+from publieksdata.settings import DataHome, intake_workers
 from publieksdata.warehouse import work_connection
 
 log = logging.getLogger(__name__)
@@ -159,41 +161,41 @@ class _Prepared:
     columns: list[str]
     ignored: list[str]
     checks: Validation
+    order: int = 0  # the file's place in the run, for the order of the outcomes
 
 
-def _prepare(
-    conn: duckdb.DuckDBPyConnection,
-    home: DataHome,
-    institution: str,
-    path: Path,
-    members: dict,
-    *,
-    file_key: bytes,
-    file_name: str,
-    table: str,
-    pending_shas: dict[str, str],
-    delivery_id: str | None = None,
-    sha: str | None = None,
-) -> DeliveryOutcome | _Prepared:
-    """Read one sealed file in quarantine into the typed table ``table`` and run the
-    whole-file rules; an outcome when it is already decided (duplicate, rejected)."""
-    source = DeliveryFile(path, file_key)
-    sha = sha or sha256_of(source)
-    delivery_id = delivery_id or _new_delivery_id(sha)
-    base = {
-        "delivery_id": delivery_id,
+def _base(institution: str, file_name: str, sha: str, delivery_id: str | None) -> dict:
+    return {
+        "delivery_id": delivery_id or _new_delivery_id(sha),
         "sha256": sha,
         "institution_code": institution,
         "file_name": file_name,
         "received_at": datetime.now(UTC).replace(tzinfo=None),
     }
-    earlier = ledger.find_by_sha(conn, sha)
-    earlier_id = earlier[0] if earlier is not None else pending_shas.get(sha)
-    if earlier_id is not None:
-        path.unlink()
-        ledger.record(conn, status="duplicate", duplicate_of=earlier_id, rows_loaded=0, **base)
-        log.info("delivery %s is a duplicate of %s", delivery_id, earlier_id)
-        return DeliveryOutcome(delivery_id, institution, file_name, "duplicate")
+
+
+def _record_duplicate(conn, path: Path, base: dict, earlier_id: str) -> DeliveryOutcome:
+    path.unlink()
+    ledger.record(conn, status="duplicate", duplicate_of=earlier_id, rows_loaded=0, **base)
+    log.info("delivery %s is a duplicate of %s", base["delivery_id"], earlier_id)
+    return DeliveryOutcome(base["delivery_id"], base["institution_code"], base["file_name"],
+                           "duplicate")  # fmt: skip
+
+
+def _prepare(
+    conn: duckdb.DuckDBPyConnection,
+    home: DataHome,
+    item: _Item,
+    members: dict,
+    *,
+    file_key: bytes,
+    table: str,
+) -> DeliveryOutcome | _Prepared:
+    """Read one sealed file in quarantine into the typed table ``table`` and run the
+    whole-file rules; an outcome when it is already decided (rejected)."""
+    institution, path = item.institution, item.path
+    source = DeliveryFile(path, file_key)
+    base = _base(institution, item.file_name, item.sha, item.delivery_id)
     if institution not in members:
         return _reject(conn, home, path, base, [{
             "rule": "unknown_institution", "column": None, "count": 0, "rows": [],
@@ -229,7 +231,6 @@ def _prepare(
     if any(p.rule == "required_column" for p in checks.problems):
         conn.execute(f"drop table {table}")
         return _reject(conn, home, path, base, [p.as_dict() for p in checks.problems])
-    pending_shas[sha] = delivery_id
     return _Prepared(path, base, kind, table, read.rows, read.columns, ignored, checks)
 
 
@@ -253,6 +254,7 @@ def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared
         ledger.record(conn, status="validated",
                       soft_problems={**soft, "ignored_columns": prepared.ignored}, **base)  # fmt: skip
         prepared.path.unlink()
+        fault_point("intake.after_validated")
         log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution,
                  prepared.rows, prepared.kind)  # fmt: skip
         return DeliveryOutcome(delivery_id, institution, base["file_name"], "validated",
@@ -274,18 +276,18 @@ class _Batches:
     def __init__(self, conn, home: DataHome, today: date | None):
         self.conn, self.home, self.today = conn, home, today or date.today()
         self.waiting: dict[str, list[_Prepared]] = {"tickets": [], "events": []}
-        self.pending_shas: dict[str, str] = {}
-        self.outcomes: list[DeliveryOutcome] = []
+        self.outcomes: list[tuple[int, DeliveryOutcome]] = []
         self._n = 0
 
     def next_table(self) -> str:
         self._n += 1
         return f"typed_{self._n}"
 
-    def add(self, result: DeliveryOutcome | _Prepared) -> None:
+    def add(self, result: DeliveryOutcome | _Prepared, order: int) -> None:
         if isinstance(result, DeliveryOutcome):
-            self.outcomes.append(result)
+            self.outcomes.append((order, result))
             return
+        result.order = order
         group = self.waiting[result.kind]
         group.append(result)
         if len(group) >= self.GROUP_FILES or sum(p.rows for p in group) >= self.GROUP_ROWS:
@@ -298,8 +300,9 @@ class _Batches:
                 continue
             problems = run_expectations(self.conn, k, [p.table for p in group], self.today)
             for prepared, found in zip(group, problems, strict=True):
-                self.outcomes.append(_finish(self.conn, self.home, prepared, found))
-                self.pending_shas.pop(prepared.base["sha256"], None)
+                self.outcomes.append(
+                    (prepared.order, _finish(self.conn, self.home, prepared, found))
+                )
 
 
 def _sql_path(path: Path) -> str:
@@ -315,6 +318,19 @@ def _original_name(quarantined: Path) -> tuple[str | None, str]:
     return None, quarantined.name
 
 
+@dataclass
+class _Item:
+    """A sealed file in quarantine waiting to be read: an upload of this run, or one left by
+    an interrupted run."""
+
+    order: int
+    institution: str
+    path: Path
+    file_name: str
+    sha: str
+    delivery_id: str | None = None
+
+
 def take_deliveries(
     home: DataHome, today: date | None = None, only: list[str] | None = None
 ) -> list[DeliveryOutcome]:
@@ -322,67 +338,136 @@ def take_deliveries(
 
     ``only`` limits the landing files to these paths relative to ``landing/``
     (``<code>/<file>``), as the landing sensor requests one run per delivery.
+
+    Files are sealed into quarantine one by one (in name order, so which of two equal files
+    is the duplicate does not depend on timing); then PUBLIEKSDATA_INTAKE_WORKERS workers
+    read, type and validate them at the same time, each with its own connection to the
+    work database. A second copy of bytes already in this run waits until the first is
+    decided: a duplicate if the first was validated, else read in its own right.
     """
     home.create()
     members = load_registry(home)
     file_key = open_keyring(home).derive("file")
+    outcomes: list[tuple[int, DeliveryOutcome]] = []
     with work_connection(home, file_key) as conn:
-        batches = _Batches(conn, home, today)
 
-        def prepare(folder: str, path: Path, name: str, **kw) -> None:
-            batches.add(_prepare(conn, home, folder, path, members, file_key=file_key,
-                                 file_name=name, table=batches.next_table(),
-                                 pending_shas=batches.pending_shas, **kw))  # fmt: skip
+        def duplicate(item: _Item) -> bool:
+            earlier = ledger.find_by_sha(conn, item.sha)
+            if earlier is not None:
+                base = _base(item.institution, item.file_name, item.sha, item.delivery_id)
+                outcomes.append((item.order, _record_duplicate(conn, item.path, base, earlier[0])))
+            return earlier is not None
 
-        # 1. originals left in quarantine by an interrupted run
-        for folder in sorted(
-            p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")
-        ):
-            for path in sorted(folder.iterdir()):
-                if path.suffix in (".tmp", ".partial"):
+        first: dict[str, _Item] = {}
+        later: list[_Item] = []
+        for item in _sealed_items(conn, home, file_key, only):
+            if duplicate(item):
+                continue
+            if item.sha in first:
+                later.append(item)
+            else:
+                first[item.sha] = item
+        outcomes += _read_in_parallel(conn, home, list(first.values()), members, file_key, today)
+        for item in later:  # a copy of bytes read in this run: the first copy is decided now
+            if not duplicate(item):
+                outcomes += _read_in_parallel(conn, home, [item], members, file_key, today)
+    return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
+
+
+def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None) -> list[_Item]:
+    """The files to read: originals left in quarantine by an interrupted run, then the new
+    uploads, each sealed into quarantine first."""
+    items: list[_Item] = []
+    # 1. originals left in quarantine by an interrupted run
+    for folder in sorted(
+        p for p in home.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".tmp", ".partial"):
+                path.unlink()
+                continue
+            if "__" not in path.name:
+                # a canonical file: the privacy step's, unless its rows were committed
+                # by a run that died before deleting it
+                delivery_id = path.name.split(".", 1)[0]
+                if ledger.status_of(conn, delivery_id) == "accepted":
                     path.unlink()
+                continue
+            delivery_id, name = _original_name(path)
+            sha = sha256_of(DeliveryFile(path, file_key))
+            earlier = ledger.find_by_sha(conn, sha)
+            if earlier is not None and earlier[0] == delivery_id:
+                path.unlink()  # its canonical form was already recorded
+                continue
+            # (equal bytes of another delivery: recorded below as its duplicate)
+            items.append(_Item(len(items), folder.name, path, name, sha, delivery_id))
+    # 2. new uploads
+    if home.landing.exists():
+        for folder in sorted(
+            p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
+        ):
+            for upload in sorted(folder.iterdir()):
+                if only is not None and str(upload.relative_to(home.landing)) not in only:
                     continue
-                if "__" not in path.name:
-                    # a canonical file: the privacy step's, unless its rows were committed
-                    # by a run that died before deleting it
-                    delivery_id = path.name.split(".", 1)[0]
-                    if ledger.status_of(conn, delivery_id) == "accepted":
-                        path.unlink()
+                if upload.is_symlink():
+                    log.warning("landing/%s/%s is a symbolic link: not taken (upload the "
+                                "file itself)", folder.name, safe_file_name(upload.name))  # fmt: skip
+                if not plain_upload(upload):
                     continue
-                delivery_id, name = _original_name(path)
-                if ledger.find_by_sha(conn, sha256_of(DeliveryFile(path, file_key))) is not None:
-                    path.unlink()  # its canonical form was already recorded
+                name = safe_file_name(upload.name)
+                institution = safe_file_name(folder.name)
+                before = upload_state(upload)
+                sealed = quarantine_file(home, upload, institution, name, file_key, expect=before)
+                if sealed is None:
+                    log.warning("landing/%s/%s changed while it was read (still being "
+                                "uploaded?): left for the next run", institution, name)  # fmt: skip
                     continue
-                prepare(folder.name, path, name, delivery_id=delivery_id)
-        # 2. new uploads
-        if home.landing.exists():
-            for folder in sorted(
-                p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
-            ):
-                for upload in sorted(folder.iterdir()):
-                    if only is not None and str(upload.relative_to(home.landing)) not in only:
-                        continue
-                    if upload.is_symlink():
-                        log.warning("landing/%s/%s is a symbolic link: not taken (upload the "
-                                    "file itself)", folder.name, safe_file_name(upload.name))  # fmt: skip
-                    if not plain_upload(upload):
-                        continue
-                    name = safe_file_name(upload.name)
-                    institution = safe_file_name(folder.name)
-                    before = upload_state(upload)
-                    sealed = quarantine_file(
-                        home, upload, institution, name, file_key, expect=before
-                    )
-                    if sealed is None:
-                        log.warning("landing/%s/%s changed while it was read (still being "
-                                    "uploaded?): left for the next run", institution, name)  # fmt: skip
-                        continue
-                    quarantined, sha = sealed
-                    fault_point("intake.after_quarantine")
-                    delivery_id, _ = _original_name(quarantined)
-                    prepare(institution, quarantined, name, delivery_id=delivery_id, sha=sha)
-        batches.flush()
-    return batches.outcomes
+                quarantined, sha = sealed
+                fault_point("intake.after_quarantine")
+                delivery_id, _ = _original_name(quarantined)
+                items.append(_Item(len(items), institution, quarantined, name, sha, delivery_id))
+    return items
+
+
+def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, file_key: bytes,
+                      today: date | None) -> list[tuple[int, DeliveryOutcome]]:  # fmt: skip
+    """Read, type and validate ``items`` with up to PUBLIEKSDATA_INTAKE_WORKERS workers.
+
+    Each worker takes the next file from a shared queue, on a connection of its own (the
+    typed tables are temporary tables of that connection), and validates its own groups.
+    The first failure of a worker stops the others after their current file and is raised.
+    """
+    queue = iter(items)
+    taking = threading.Lock()
+    failed = threading.Event()
+
+    def work() -> list[tuple[int, DeliveryOutcome]]:
+        with conn.cursor() as cursor:
+            batches = _Batches(cursor, home, today)
+            try:
+                while not failed.is_set():
+                    with taking:
+                        item = next(queue, None)
+                    if item is None:
+                        break
+                    batches.add(_prepare(cursor, home, item, members, file_key=file_key,
+                                         table=batches.next_table()), item.order)  # fmt: skip
+                batches.flush()
+            except BaseException:
+                failed.set()
+                raise
+        return batches.outcomes
+
+    workers = min(intake_workers(), len(items))
+    if workers <= 1:
+        return work() if items else []
+    with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+        wait(futures)
+    results: list[tuple[int, DeliveryOutcome]] = []
+    for future in futures:
+        results += future.result()  # the first failure is raised here
+    return results
 
 
 __all__ = ["take_deliveries", "DeliveryOutcome", "Problem", "FIXES"]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import duckdb
+
+# intake's workers record deliveries from several connections: one insert at a time
+_WRITE = threading.Lock()
 
 
 def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str] | None:
@@ -19,6 +23,11 @@ def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str]
 
 def record(conn: duckdb.DuckDBPyConnection, **row) -> None:
     soft = row.get("soft_problems")
+    with _WRITE:
+        _insert(conn, row, soft)
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, row: dict, soft) -> None:
     conn.execute(
         """
         insert or replace into wh.intake.deliveries

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -145,6 +146,11 @@ def _ge_frame_sql(kind: str, table: str) -> str:
 _ROW_BASE = 10**12  # GE's index: file number * _ROW_BASE + row number
 
 
+# Great Expectations is not known to be thread-safe (its contexts and metric caches are shared
+# objects): intake's workers validate one frame at a time, while the others parse in DuckDB.
+GE_LOCK = threading.Lock()
+
+
 def run_expectations(
     conn: duckdb.DuckDBPyConnection, kind: str, tables: list[str], today: date
 ) -> list[list[Problem]]:
@@ -155,7 +161,8 @@ def run_expectations(
     small files would otherwise pay per file. The index of a row names its file and row
     number, so every problem is counted per delivery. Returns the problems per table.
     """
-    batch_definition, suite = _ge_batch_definition_and_suite(kind, today)
+    with GE_LOCK:
+        batch_definition, suite = _ge_batch_definition_and_suite(kind, today)
     found: list[dict[tuple[str, str], Problem]] = [{} for _ in tables]
     union = " union all ".join(
         f"select cast({i} as bigint) * {_ROW_BASE} + _row as _key, * exclude (_row) "
@@ -164,9 +171,10 @@ def run_expectations(
     )
     reader = conn.sql(union).to_arrow_reader(CHUNK_ROWS)
     for frame in _frames(reader):
-        result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-            suite, result_format={"result_format": "COMPLETE"}
-        )
+        with GE_LOCK:
+            result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+                suite, result_format={"result_format": "COMPLETE"}
+            )
         for res in result.results:
             if res.success:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -25,6 +26,17 @@ def prepare_manifest(force: bool = False) -> Path:
     Explicit for the CLI, CI and tests; ``dagster dev`` prepares it through prepare_if_dev.
     """
     manifest = dbt_project.manifest_path
-    if force or not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
-        dbt_project.preparer.prepare(dbt_project)
+
+    def stale() -> bool:
+        return not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime()
+
+    if not (force or stale()):
+        return manifest
+    # Processes that start together (two runs, parallel test workers) parse one at a time;
+    # a process that waited finds the manifest fresh and reads it, never a half-written one.
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or stale():
+            dbt_project.preparer.prepare(dbt_project)
     return manifest

@@ -96,3 +96,24 @@ def k_threshold() -> int:
             f"PUBLIEKSDATA_K={k} is refused: the disclosure rules need k >= {MIN_K}"
         )
     return k
+
+
+def intake_workers() -> int:
+    """Deliveries read and typed at the same time by intake (PUBLIEKSDATA_INTAKE_WORKERS).
+
+    Default: the machine's cores, at most 4. A delivery's parse is mostly one core of work
+    (DuckDB cannot split a small file), so two deliveries at once use both cores of a
+    two-core machine (docs/performance.md).
+    """
+    raw = os.environ.get("PUBLIEKSDATA_INTAKE_WORKERS")
+    if raw is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise PublieksdataError(
+            f"PUBLIEKSDATA_INTAKE_WORKERS must be a whole number, got {raw!r}"
+        ) from None
+    if workers < 1:
+        raise PublieksdataError(f"PUBLIEKSDATA_INTAKE_WORKERS must be at least 1, got {workers}")
+    return workers

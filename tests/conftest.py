@@ -19,6 +19,7 @@ def isolated_home(root: Path, mp: pytest.MonkeyPatch, key_byte: bytes = b"\x01")
     mp.setenv("DBT_LOG_PATH", str(root / "dbt" / "logs"))
     mp.delenv("PUBLIEKSDATA_MASTER_KEY_FILE", raising=False)
     mp.delenv("PUBLIEKSDATA_K", raising=False)
+    mp.delenv("PUBLIEKSDATA_INTAKE_WORKERS", raising=False)
     h = DataHome(root)
     h.create()
     from privacy.keyring import create_keyring
