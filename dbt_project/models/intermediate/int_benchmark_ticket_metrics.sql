@@ -1,17 +1,19 @@
 -- The benchmark's ticket metrics per institution and year (no persons behind them, so no k
 -- rule): tickets, revenue, prices, occupancy, channel and discount shares, lead time.
+-- Read from the fact, not from int_tickets_resolved: the same rows (the fact holds every
+-- institution's resolved tickets after its incremental build), without resolving person keys
+-- through the customer links again at every build.
 with tickets as (
     select
         institution_code,
         event_id,
-        cast(extract(year from event_start) as integer) as year,
+        event_year as year,
         price,
         ticket_type,
         channel,
         person_key,
-        {{ dbt.datediff("cast(sold_at as date)", "cast(event_start as date)", "day") }}
-            as lead_time_days
-    from {{ ref('int_tickets_resolved') }}
+        lead_time_days
+    from {{ ref('fct_tickets') }}
 ),
 
 events as (

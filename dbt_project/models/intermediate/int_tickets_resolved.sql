@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
 -- Counted tickets (status sold) with their person key: the sector-wide pseudonym, else the one
 -- linked through the customer number, else the institution-scoped customer pseudonym.
--- A view: its readers (the fact, visits, institution-years, ticket metrics) each scan it once,
+-- A view: its readers (the fact, visits, institution-years) each scan it once,
 -- and the incremental ones only for the institutions that changed (macros/incremental.sql);
 -- as a table it was a second full copy of the fact, written at every build.
 with tickets as (
