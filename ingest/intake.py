@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -461,9 +461,8 @@ def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, f
     workers = min(intake_workers(), len(items))
     if workers <= 1:
         return work() if items else []
-    with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:  # waits for all
         futures = [pool.submit(work) for _ in range(workers)]
-        wait(futures)
     results: list[tuple[int, DeliveryOutcome]] = []
     for future in futures:
         results += future.result()  # the first failure is raised here

@@ -24,24 +24,21 @@ def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str]
 def record(conn: duckdb.DuckDBPyConnection, **row) -> None:
     soft = row.get("soft_problems")
     with _WRITE:
-        _insert(conn, row, soft)
-
-
-def _insert(conn: duckdb.DuckDBPyConnection, row: dict, soft) -> None:
-    conn.execute(
-        """
-        insert or replace into wh.intake.deliveries
-        (delivery_id, sha256, institution_code, file_name, kind, file_format, status, rows_total,
-         rows_loaded, soft_problems, reason, duplicate_of, received_at, finished_at)
-        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
-        """,
-        [
-            row["delivery_id"], row["sha256"], row["institution_code"], row["file_name"],
-            row.get("kind"), row.get("file_format"), row["status"], row.get("rows_total"),
-            row.get("rows_loaded"), json.dumps(soft) if soft is not None else None,
-            row.get("reason"), row.get("duplicate_of"), row["received_at"],
-        ],
-    )  # fmt: skip
+        conn.execute(
+            """
+            insert or replace into wh.intake.deliveries
+            (delivery_id, sha256, institution_code, file_name, kind, file_format, status,
+             rows_total, rows_loaded, soft_problems, reason, duplicate_of, received_at,
+             finished_at)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+            """,
+            [
+                row["delivery_id"], row["sha256"], row["institution_code"], row["file_name"],
+                row.get("kind"), row.get("file_format"), row["status"], row.get("rows_total"),
+                row.get("rows_loaded"), json.dumps(soft) if soft is not None else None,
+                row.get("reason"), row.get("duplicate_of"), row["received_at"],
+            ],
+        )  # fmt: skip
 
 
 def pending(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
