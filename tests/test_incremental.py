@@ -15,6 +15,8 @@ INCREMENTAL = [
     "intermediate.int_visits",
     "intermediate.int_person_first_visits",
     "intermediate.int_person_institution_years",
+    "intermediate.int_institution_year_person_counts",
+    "intermediate.int_person_areas",
 ]
 
 

@@ -11,9 +11,21 @@
     - the model selects only institutions that now have no block or an older one, and appends.
 
     A crash between the two leaves an institution without a block, which the next build
-    recomputes; a full refresh (`dbt build --full-refresh`) rebuilds everything. -#}
+    recomputes; a full refresh (`dbt build --full-refresh`) rebuilds everything.
 
-{% macro changed_institutions() -%}
+    Two options for models whose rows depend on more than the institution's tickets:
+    - reference=true: the model also reads the reference data (registry, PC4 statistics). Its
+      rows carry the fingerprint of that data (int_reference_version) and when it changed, the
+      pre-hook deletes every block, so the whole model is rebuilt.
+    - missing_record_keys=true: the rows carry each person's record key, which the privacy step
+      may add after the person's tickets (it keys the new persons once per run, after all
+      deliveries). An institution with a row still missing its key is recomputed, so a key that
+      arrived later is always picked up (the pre-hook deletes that institution's block).
+
+    After the pre-hook, the model selects the institutions without a block
+    (only_changed_institutions), so either option needs nothing more in the model itself. -#}
+
+{% macro changed_institutions(missing_record_keys=false) -%}
     select versions.institution_code
     from {{ ref('int_institution_versions') }} as versions
     left join (
@@ -24,21 +36,50 @@
         on built.institution_code = versions.institution_code
     where built.built_version is null
        or versions.institution_version > built.built_version
+    {%- if missing_record_keys %}
+       or versions.institution_code in (
+           select institution_code from {{ this }} where record_key is null
+       )
+    {%- endif %}
 {%- endmacro %}
 
-{% macro delete_changed_institutions() -%}
+{#- Whether this model's table has all the given columns: a table built by an older version of
+    the model may lack the columns that say what it holds. -#}
+{% macro built_with(columns) -%}
+    {%- set have = [] -%}
+    {%- for column in adapter.get_columns_in_relation(this) -%}
+        {%- do have.append(column.name | lower) -%}
+    {%- endfor -%}
+    {{- return(columns | reject('in', have) | list | length == 0) -}}
+{%- endmacro %}
+
+{% macro delete_changed_institutions(reference=false, missing_record_keys=false) -%}
     {%- if is_incremental() -%}
+    {%- if not built_with(['institution_version']
+                          + (['reference_version'] if reference else [])
+                          + (['record_key'] if missing_record_keys else [])) -%}
+    {#- built by an older version of the model: emptied, so it is rebuilt whole
+        (on_schema_change adds the new columns) -#}
     delete from {{ this }}
-    where institution_code in ({{ changed_institutions() }})
+    {%- else -%}
+    delete from {{ this }}
+    where institution_code in ({{ changed_institutions(missing_record_keys) }})
        or institution_code not in (
            select institution_code from {{ ref('int_institution_versions') }}
        )
+    {%- if reference %}
+       or reference_version is distinct from (
+           select reference_version from {{ ref('int_reference_version') }}
+       )
+    {%- endif %}
+    {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
-{#- The filter of an incremental model's input: only the changed institutions. -#}
+{#- The filter of an incremental model's input: only the changed institutions (after the
+    pre-hook: the institutions without a block). -#}
 {% macro only_changed_institutions(column='institution_code') -%}
-    {%- if is_incremental() -%}
+    {%- if is_incremental() and built_with(['institution_version']) -%}
     {{ column }} in ({{ changed_institutions() }})
     {%- else -%}
     true

@@ -2,12 +2,25 @@
 -- denominators of the benchmark's and the loyalty summary's person metrics. Beside each count
 -- the sum of its persons' record keys (key_*), from which the perturbation of open years takes
 -- the cell key (macros/perturbation.sql).
+-- depends_on: {{ ref('int_institution_versions') }}
+-- Incremental by institution, rebuilt in full when the reference data changes (dbt_project.yml,
+-- macros/incremental.sql): every count below reads one institution's persons only.
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
+    where {{ only_changed_institutions() }}
 ),
 
 person_years as (
     select * from {{ ref('int_person_institution_years_keyed') }}
+    where {{ only_changed_institutions() }}
+),
+
+versions as (
+    select * from {{ ref('int_institution_versions') }}
+),
+
+reference_data as (
+    select * from {{ ref('int_reference_version') }}
 ),
 
 areas as (
@@ -195,8 +208,12 @@ final as (
         coalesce(current_year.key_known_area, 0) as key_known_area,
         coalesce(previous_year.key_previous, 0) as key_previous,
         coalesce(previous_year.key_previous_returned, 0) as key_previous_returned,
-        coalesce(lapsed.key_lapsed, 0) as key_lapsed
+        coalesce(lapsed.key_lapsed, 0) as key_lapsed,
+        versions.institution_version,
+        reference_data.reference_version
     from institution_years
+    left join versions on institution_years.institution_code = versions.institution_code
+    cross join reference_data
     left join current_year
         on institution_years.institution_code = current_year.institution_code
         and institution_years.year = current_year.year

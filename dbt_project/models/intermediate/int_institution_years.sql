@@ -3,8 +3,8 @@
 with tickets as (
     select
         institution_code,
-        cast(extract(year from event_start) as integer) as year
-    from {{ ref('int_tickets_resolved') }}
+        event_year as year
+    from {{ ref('fct_tickets') }}
 ),
 
 registry as (

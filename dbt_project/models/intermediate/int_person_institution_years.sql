@@ -1,6 +1,9 @@
 -- depends_on: {{ ref('int_institution_versions') }}
 -- incremental by institution: dbt_project.yml, macros/incremental.sql
--- One row per person, institution and year: the grain of every person metric.
+-- One row per person, institution and year: the grain of every person metric. With the
+-- person's record key (null while the privacy step has not keyed the person yet; the pre-hook
+-- then recomputes the institution at the next build), stored here so that the models counting
+-- perturbed cells do not join the record keys again, each of them, every night.
 with visits as (
     select * from {{ ref('int_visits') }}
     where {{ only_changed_institutions() }}
@@ -9,6 +12,10 @@ with visits as (
 first_visits as (
     select * from {{ ref('int_person_first_visits') }}
     where {{ only_changed_institutions() }}
+),
+
+record_keys as (
+    select * from {{ ref('stg_pseudo__person_record_keys') }}
 ),
 
 person_years as (
@@ -47,11 +54,14 @@ final as (
         -- age at the first visit of the year, from the birth year only (docs/decisions.md)
         person_years.year - person_years.birth_year as age_at_first_visit,
         {{ age_band('person_years.year - person_years.birth_year') }} as age_band,
-        person_years.institution_version
+        person_years.institution_version,
+        -- last, as an upgrade from the model without it adds it (macros/incremental.sql)
+        record_keys.record_key
     from person_years
     inner join first_visits
         on person_years.institution_code = first_visits.institution_code
         and person_years.person_key = first_visits.person_key
+    left join record_keys on person_years.person_key = record_keys.person_key
 )
 
 select * from final

@@ -1,7 +1,9 @@
 -- One row per person with a sector-wide key and year: their visits across the whole sector and
 -- the number of disciplines (the registry's primary discipline of the institutions visited).
-with visits as (
-    select * from {{ ref('int_visits') }}
+-- Counted from the person-years (one row per person, institution and year, with its visits)
+-- rather than from every visit.
+with person_years as (
+    select * from {{ ref('int_person_institution_years') }}
     where has_sector_key
 ),
 
@@ -11,16 +13,16 @@ institutions as (
 
 sector_years as (
     select
-        visits.person_key,
-        visits.year,
-        count(*) as sector_visits,
-        count(distinct visits.institution_code) as n_institutions,
+        person_years.person_key,
+        person_years.year,
+        cast(sum(person_years.visits) as bigint) as sector_visits,
+        count(distinct person_years.institution_code) as n_institutions,
         count(distinct institutions.discipline) as n_disciplines
-    from visits
+    from person_years
     inner join institutions
-        on visits.institution_code = institutions.institution_code
-        and visits.year = institutions.year
-    group by visits.person_key, visits.year
+        on person_years.institution_code = institutions.institution_code
+        and person_years.year = institutions.year
+    group by person_years.person_key, person_years.year
 ),
 
 final as (
