@@ -129,6 +129,7 @@ def test_tables_built_by_an_older_model_are_rebuilt_whole(sector):
     bookkeeping columns: the first build after the upgrade rebuilds those tables whole (stale
     counts included) instead of failing on the missing columns or keeping stale rows."""
     home = sector
+    before = content(home)  # the previous test ended with a full rebuild
     query(
         home,
         "alter table intermediate.int_person_institution_years drop column record_key; "
@@ -138,10 +139,9 @@ def test_tables_built_by_an_older_model_are_rebuilt_whole(sector):
         "drop column institution_version; "
         "alter table intermediate.int_institution_year_person_counts "
         "drop column reference_version; "
-        "update intermediate.int_institution_year_person_counts set n_persons = n_persons + 1",
+        "alter table intermediate.int_person_sector_years drop column year_fingerprint; "
+        "update intermediate.int_institution_year_person_counts set n_persons = n_persons + 1; "
+        "update intermediate.int_person_sector_years set sector_visits = sector_visits + 1",
     )
-    nightly_equals_full_rebuild(home)
-    assert query(
-        home, "select count(*) from intermediate.int_person_institution_years "
-        "where record_key is null"
-    ) == [(0,)]  # fmt: skip
+    run_job(home)  # nothing new delivered: the same tables as before the upgrade
+    assert content(home) == before

@@ -85,3 +85,49 @@
     true
     {%- endif -%}
 {%- endmacro %}
+
+{#- Incremental by year (the sector-wide models: sector years, market sector, crossover).
+
+    A sector-wide row (a person's year across the sector, a municipality's visitors of a
+    discipline, an institution's overlap with a discipline) depends on every institution's
+    persons of that year, so it cannot be rebuilt per institution. It can be rebuilt per year:
+    these models read nothing of other years. Each year has a fingerprint of everything they
+    read (int_year_fingerprints: the year's person-years and institution-years, the reference
+    data and the sector's disciplines), and every row carries its year's. A build deletes the
+    years whose fingerprint changed or that are gone (pre-hook) and computes the years that have
+    no rows. A night that brings tickets of this year recomputes this year only; a change that
+    reaches back (a correction, a customer linked anew, an erasure) changes the fingerprints of
+    the years it reaches. -#}
+
+{% macro delete_changed_years() -%}
+    {%- if is_incremental() -%}
+    {%- if not built_with(['year_fingerprint']) -%}
+    delete from {{ this }}
+    {%- else -%}
+    delete from {{ this }}
+    where not exists (
+        select 1
+        from {{ ref('int_year_fingerprints') }} as fingerprints
+        where fingerprints.year = {{ this }}.year
+          and fingerprints.year_fingerprint = {{ this }}.year_fingerprint
+    )
+    {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The filter of a year-incremental model's input: the years without rows (after the
+    pre-hook: the changed ones). -#}
+{% macro only_changed_years(column='year') -%}
+    {%- if is_incremental() and built_with(['year_fingerprint']) -%}
+    {{ column }} not in (select built.year from {{ this }} as built where built.year is not null)
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- An order-independent fingerprint of a group's rows over the given columns (DuckDB's hash;
+    another adapter would use its own row hash here). -#}
+{% macro rows_fingerprint(columns) -%}
+    {{ dbt.concat(["cast(count(*) as varchar)", "'/'",
+                   "cast(coalesce(sum(hash(" ~ columns | join(', ') ~ ")), 0) as varchar)"]) }}
+{%- endmacro %}

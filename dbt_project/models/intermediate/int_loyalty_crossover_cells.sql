@@ -2,13 +2,24 @@
 -- sector-wide key in the year, how many also visited another institution of that discipline
 -- (the registry's primary discipline) in the same year. Raw counts with the sums of the persons'
 -- record keys (the perturbation's cell keys); no other institution named.
-with institution_years as (
+-- Incremental by year (dbt_project.yml, macros/incremental.sql).
+with all_institution_years as (
     select * from {{ ref('int_institution_years') }}
+),
+
+institution_years as (
+    select * from all_institution_years
+    where {{ only_changed_years() }}
 ),
 
 person_years as (
     select * from {{ ref('int_person_institution_years_keyed') }}
     where has_sector_key
+      and {{ only_changed_years() }}
+),
+
+fingerprints as (
+    select * from {{ ref('int_year_fingerprints') }}
 ),
 
 base as (
@@ -49,8 +60,9 @@ counts as (
     group by institution_code, year, discipline
 ),
 
+-- every discipline of the sector, of any year (in the years' fingerprints)
 disciplines as (
-    select distinct discipline from institution_years
+    select distinct discipline from all_institution_years
 ),
 
 final as (
@@ -62,8 +74,10 @@ final as (
         coalesce(counts.n_persons, 0) as n_persons,
         coalesce(base.n_base, 0) as n_base,
         coalesce(counts.key_persons, 0) as key_persons,
-        coalesce(base.key_base, 0) as key_base
+        coalesce(base.key_base, 0) as key_base,
+        fingerprints.year_fingerprint
     from institution_years
+    inner join fingerprints on institution_years.year = fingerprints.year
     cross join disciplines
     left join base
         on institution_years.institution_code = base.institution_code

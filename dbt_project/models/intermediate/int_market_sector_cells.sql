@@ -4,12 +4,19 @@
 -- For business confidentiality also the number of institutions of the discipline in the year
 -- and, per cell, the sum and the two largest of the institutions' own counts (dominance rule).
 -- A person is placed in one municipality per year (the highest PC4 seen that year).
+-- Incremental by year (dbt_project.yml, macros/incremental.sql).
 with institution_years as (
     select * from {{ ref('int_institution_years') }}
+    where {{ only_changed_years() }}
 ),
 
 person_years as (
     select * from {{ ref('int_person_institution_years_keyed') }}
+    where {{ only_changed_years() }}
+),
+
+fingerprints as (
+    select * from {{ ref('int_year_fingerprints') }}
 ),
 
 municipalities as (
@@ -108,8 +115,10 @@ final as (
         coalesce(persons.n_persons, 0) as n_persons,
         coalesce(persons.key_persons, 0) as key_persons,
         coalesce(contributions.institution_persons, 0) as institution_persons,
-        coalesce(contributions.institution_top2_persons, 0) as institution_top2_persons
+        coalesce(contributions.institution_top2_persons, 0) as institution_top2_persons,
+        fingerprints.year_fingerprint
     from discipline_years
+    inner join fingerprints on discipline_years.year = fingerprints.year
     cross join municipalities
     left join persons
         on municipalities.gemeente_code = persons.gemeente_code

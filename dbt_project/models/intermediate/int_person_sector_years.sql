@@ -1,14 +1,20 @@
 -- One row per person with a sector-wide key and year: their visits across the whole sector and
 -- the number of disciplines (the registry's primary discipline of the institutions visited).
 -- Counted from the person-years (one row per person, institution and year, with its visits)
--- rather than from every visit.
+-- rather than from every visit. Incremental by year (dbt_project.yml, macros/incremental.sql).
 with person_years as (
     select * from {{ ref('int_person_institution_years') }}
     where has_sector_key
+      and {{ only_changed_years() }}
 ),
 
 institutions as (
     select * from {{ ref('int_institution_years') }}
+    where {{ only_changed_years() }}
+),
+
+fingerprints as (
+    select * from {{ ref('int_year_fingerprints') }}
 ),
 
 sector_years as (
@@ -27,14 +33,16 @@ sector_years as (
 
 final as (
     select
-        person_key,
-        year,
-        sector_visits,
-        n_institutions,
-        n_disciplines,
-        {{ intensity('sector_visits') }} as intensity,
-        {{ breadth('n_disciplines') }} as breadth
+        sector_years.person_key,
+        sector_years.year,
+        sector_years.sector_visits,
+        sector_years.n_institutions,
+        sector_years.n_disciplines,
+        {{ intensity('sector_years.sector_visits') }} as intensity,
+        {{ breadth('sector_years.n_disciplines') }} as breadth,
+        fingerprints.year_fingerprint
     from sector_years
+    inner join fingerprints on sector_years.year = fingerprints.year
 )
 
 select * from final
