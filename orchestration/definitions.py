@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from orchestration.environment import configure_environment
 
@@ -20,13 +19,13 @@ from orchestration.jobs import (  # noqa: E402
     retention_purge,
     sector_refresh,
 )
-from orchestration.project import dbt_project  # noqa: E402
+from orchestration.project import DbtCli, dbt_project  # noqa: E402
 
 defs = dg.Definitions(
     assets=[reference_data, deliveries, pseudonymised, dbt_models, release],
     jobs=[sector_refresh, delivery_intake, retention_purge],
     schedules=[nightly_sector_refresh, daily_retention_purge],
     sensors=[landing_sensor],
-    resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+    resources={"dbt": DbtCli(project_dir=dbt_project)},
     executor=dg.in_process_executor,
 )

@@ -29,7 +29,9 @@ finding: a model it cannot parse or a ``select *`` it cannot expand is one too.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,18 +236,39 @@ def _relation(relation_name: str | None) -> Relation | None:
     return (table.db.lower(), table.name.lower())
 
 
+# Tracing a model is a pure function of its compiled SQL, the taint of its inputs, this module
+# and sqlglot: the same four give the same answer, so a release whose models did not change
+# reuses the last answer (check_release keeps them in the data home).
+_GUARD_VERSION = hashlib.sha256(
+    Path(__file__).read_bytes() + sqlglot.__version__.encode()
+).hexdigest()
+
+
+def _lineage_key(sql: str, inputs: dict[Relation, dict[str, Origin]]) -> str:
+    shape = sorted(
+        [list(relation), sorted(columns.items())] for relation, columns in inputs.items()
+    )
+    return hashlib.sha256(json.dumps([_GUARD_VERSION, sql, shape]).encode()).hexdigest()
+
+
 def check_manifest(
     manifest: dict,
     *,
     source_columns: dict[Relation, list[str]] | None = None,
     published_tables: list[str] | None = None,
+    traced: dict[str, dict[str, Origin]] | None = None,
 ) -> GuardReport:
     """Findings for every published model of a dbt manifest that holds compiled SQL.
 
     ``source_columns`` gives the columns of sources (and other relations) that dbt does not
     describe; ``published_tables`` the tables the release would export, so a table in schema
     ``published`` that no model builds (left over from a renamed model) is a finding too.
+    ``traced`` holds earlier answers of ``column_lineage`` by ``_lineage_key``: they are
+    reused, and on return it holds exactly the answers of this check.
     """
+    earlier = dict(traced or {})
+    if traced is not None:
+        traced.clear()
     nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
     source_columns = source_columns or {}
     published = sorted(
@@ -283,10 +306,15 @@ def check_manifest(
                 f"model {node.get('name', uid)} has no compiled SQL in the manifest: "
                 "run dbt compile or dbt build first"
             )
-        try:
-            taint[uid] = column_lineage(sql, inputs)
-        except PublieksdataError as exc:
-            raise PublieksdataError(f"model {node.get('name', uid)}: {exc}") from None
+        key = _lineage_key(sql, inputs)
+        if key not in earlier:
+            try:
+                earlier[key] = column_lineage(sql, inputs)
+            except PublieksdataError as exc:
+                raise PublieksdataError(f"model {node.get('name', uid)}: {exc}") from None
+        taint[uid] = earlier[key]
+        if traced is not None:
+            traced[key] = taint[uid]
         return taint[uid]
 
     findings: list[Finding] = []
@@ -356,13 +384,38 @@ def check_release(home: DataHome, manifest_path: Path | None = None) -> GuardRep
             f"no compiled dbt manifest at {manifest_path}: the dbt build must run before a release"
         )
     source_columns, published = _warehouse_relations(home)
+    traced = _read_traced(home)
     report = check_manifest(
         json.loads(manifest_path.read_text()),
         source_columns=source_columns,
         published_tables=published,
+        traced=traced,
     )
+    _write_traced(home, traced)
     if report.findings:
         shown = "; ".join(str(f) for f in report.findings[:3])
         more = f" (and {len(report.findings) - 3} more)" if len(report.findings) > 3 else ""
         raise PublieksdataError(f"publication blocked by the person-key guard: {shown}{more}")
     return report
+
+
+def _traced_path(home: DataHome) -> Path:
+    return home.dbt / "guard_lineage.json"
+
+
+def _read_traced(home: DataHome) -> dict[str, dict[str, Origin]]:
+    """The answers of the last check (column names and their origins, no data); none when the
+    file is missing or unreadable, and then every model is traced again."""
+    try:
+        traced = json.loads(_traced_path(home).read_text())
+    except (OSError, ValueError):
+        return {}
+    return traced if isinstance(traced, dict) else {}
+
+
+def _write_traced(home: DataHome, traced: dict[str, dict[str, Origin]]) -> None:
+    path = _traced_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(traced, sort_keys=True))
+    os.replace(tmp, path)

@@ -34,6 +34,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
     return isolated_home(tmp_path / "home", monkeypatch)
 
 
+def built_small_sector(root: Path, mp: pytest.MonkeyPatch, key_byte: bytes, seed: int) -> DataHome:
+    """An isolated data home with a generated sector of five members over two years, run once
+    at the run date 2026-06-01 (the incremental-build tests start from it)."""
+    from publieksdata.pipeline import run_job
+    from publieksdata.synthetic import generate_sector
+
+    mp.setenv("PUBLIEKSDATA_AS_OF_DATE", "2026-06-01")
+    home = isolated_home(root, mp, key_byte)
+    generate_sector(home.root, institutions=5, persons=900, years=2, seed=seed)
+    run_job(home)
+    return home
+
+
 def write_minimal_sector(home: DataHome) -> None:
     """A registry of two members and a reference set of three PC4 areas."""
     home.registry.write_text(
@@ -48,6 +61,28 @@ def write_minimal_sector(home: DataHome) -> None:
     )
 
 
+def insert_many(conn, sql: str, rows: list[tuple]) -> None:
+    """``conn.executemany(sql, rows)`` for ``insert ... values (...)`` in one statement: DuckDB
+    runs executemany's statement once per row (about a millisecond each, a commit each outside a
+    transaction), so the rows go in as one DataFrame and the values become a select over it."""
+    import re
+
+    import pandas as pd
+
+    head, values = re.split(r"\bvalues\s*", sql, maxsplit=1, flags=re.IGNORECASE)
+    inner = values.strip()
+    assert inner.startswith("(") and inner.endswith(")"), sql
+    width = inner.count("?")
+    counter = iter(range(width))
+    select = re.sub(r"\?", lambda _: f'"c{next(counter)}"', inner[1:-1])
+    frame = pd.DataFrame(rows, columns=[f"c{i}" for i in range(width)])
+    conn.register("insert_many_rows", frame)
+    try:
+        conn.execute(f"{head} select {select} from insert_many_rows")
+    finally:
+        conn.unregister("insert_many_rows")
+
+
 def deliver(home: DataHome, institution: str, name: str, content: bytes | str) -> Path:
     folder = home.landing / institution
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,3 +95,22 @@ def all_files(root: Path):
     for dirpath, _, files in os.walk(root):
         for f in files:
             yield Path(dirpath) / f
+
+
+# The files that take longest (several whole runs of the job each) go first: pytest-xdist hands
+# out whole files in collection order (--dist loadfile), and a long file handed out last runs
+# alone at the end while the other worker idles. The order of tests within a file is kept.
+LONG_FILES = (
+    "test_crash_recovery.py",
+    "test_incremental_context.py",
+    "test_privacy_lifecycle.py",
+    "test_incremental.py",
+    "test_privacy_attacks.py",
+    "test_dbt_run_date.py",
+    "test_orchestration.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable

@@ -5,7 +5,8 @@ publishes no new release; two jobs started at once end as one run would. (A kill
 publishing: tests/test_exports.py; readers during publication and the lock: test_concurrency.py.)
 
 Every test here compares with one uninterrupted run of the same 4-member sector (the module
-fixture), so each scenario costs one crashed start plus one finishing run. The homes share the
+fixture). A scenario is a chain of failed runs, each failing at a later step than the one
+before, and one finishing run. The homes share the
 reference's master key and keyring: open-year counts are perturbed with record keys derived
 from the pseudonyms, so only the same keys can give the same published numbers.
 """
@@ -100,20 +101,19 @@ def assert_finished_like(home, expected_content, expected_facts) -> None:
     verify_release(current_release(home))
 
 
+# Each chain kills one run per step of the job, each at a later point than the one before:
+# every run must first finish what the killed run before it left, and the last run all of it.
 @pytest.mark.parametrize(
     "faults",
     [
-        ["intake.after_quarantine"],
-        # killed while intake's workers read several deliveries at once: some validated,
-        # some typed and waiting for Great Expectations, some still sealed originals
-        ["intake.after_validated@3"],
-        ["privacy.after_commit"],
-        # some deliveries pseudonymised, the rest waiting; the next run is killed while dbt
-        # builds the models (dbt killed with it); the third run finishes
-        ["privacy.after_delivery@3", "dbt.mid_build@8"],
-        # every model built and tested, killed before publication: the next run builds nothing
-        # new (the incremental models see no changed institution) and publishes
-        ["dbt.after_build"],
+        # an upload sealed into quarantine, not validated; then a group of deliveries committed
+        # with their quarantine files still there; then every model built and tested, not yet
+        # published (the last run builds nothing new: no institution changed, and publishes)
+        ["intake.after_quarantine", "privacy.after_commit", "dbt.after_build"],
+        # intake's workers reading several deliveries at once: some validated, some typed and
+        # waiting for Great Expectations, some still sealed originals; then some deliveries
+        # pseudonymised, the rest waiting; then dbt building the models (dbt killed with it)
+        ["intake.after_validated@3", "privacy.after_delivery@3", "dbt.mid_build@8"],
     ],
     ids=lambda faults: "+".join(faults),
 )
@@ -128,39 +128,40 @@ def test_the_next_run_finishes_what_a_killed_run_left(uninterrupted, tmp_path, m
             capture_output=True,
             text=True,
         )
-        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        assert crashed.returncode == -9, (fault, crashed.stderr[-2000:])
         assert current_release(home) is None  # before the first release: no current at all
         assert not list_releases(home)
-    if any(f.startswith("dbt.") for f in faults):
-        # the killed build left dbt's own process dead too, and the lock free
-        assert not _dbt_processes_for(home)
+        if fault.startswith("dbt."):
+            # the killed build left dbt's own process dead too, and the lock free
+            assert not _dbt_processes_for(home)
     run_job(home)
     assert_finished_like(home, expected_content, expected_facts)
 
 
-@pytest.mark.parametrize("step, setting", [("intake", "PUBLIEKSDATA_WORK_MEMORY"),
-                                           ("privacy", "PUBLIEKSDATA_PRIVACY_MEMORY")])  # fmt: skip
 def test_a_step_out_of_memory_says_which_limit_and_the_next_run_finishes(
-    uninterrupted, tmp_path, monkeypatch, step, setting
+    uninterrupted, tmp_path, monkeypatch
 ):
     """DuckDB's memory limit of a step too small for the night: the run fails naming the
-    setting and its value (no delivered value), commits nothing half, and a run with the
-    limit raised ends as an uninterrupted run."""
+    setting and its value (no delivered value) and commits nothing half. First intake's limit,
+    then, in the next run, the privacy step's (intake now done); a run with the limits raised
+    ends as an uninterrupted run."""
     reference, expected_content, expected_facts = uninterrupted
     home = same_keys_home(tmp_path / "home", monkeypatch, reference)
     generate_sector(home.root, **SECTOR)
-    failed = subprocess.run(
-        [sys.executable, "-m", "publieksdata.cli", "run"],
-        env={**os.environ, setting: "1MB"},
-        capture_output=True,
-        text=True,
-    )
-    assert failed.returncode == 1, failed.stderr[-2000:]
-    assert (
-        f"{step} ran out of memory: DuckDB's limit for this step, {setting}=1MB, was not enough"
-        in failed.stderr
-    ), failed.stderr[-3000:]
-    assert current_release(home) is None
+    for step, setting in [("intake", "PUBLIEKSDATA_WORK_MEMORY"),
+                          ("privacy", "PUBLIEKSDATA_PRIVACY_MEMORY")]:  # fmt: skip
+        failed = subprocess.run(
+            [sys.executable, "-m", "publieksdata.cli", "run"],
+            env={**os.environ, setting: "1MB"},
+            capture_output=True,
+            text=True,
+        )
+        assert failed.returncode == 1, failed.stderr[-2000:]
+        assert (
+            f"{step} ran out of memory: DuckDB's limit for this step, {setting}=1MB, was not "
+            "enough" in failed.stderr
+        ), failed.stderr[-3000:]
+        assert current_release(home) is None
     run_job(home)
     assert_finished_like(home, expected_content, expected_facts)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import insert_many
 
 from privacy.pseudonymise import record_key
 from publieksdata.warehouse import DDL
@@ -141,12 +142,14 @@ def write_warehouse(path: Path, sector: Sector) -> None:
     conn = duckdb.connect(str(path))
     conn.execute(DDL.format(db=path.stem))
     now = datetime(2025, 1, 15)
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.events (institution_code, event_id, starts_at, discipline, capacity, "
         "delivery_id, loaded_at) values (?, ?, ?, ?, ?, 'd1', ?)",
         [(*e, now) for e in sector.events],
     )
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.tickets (institution_code, ticket_id, order_id, event_id, event_start, "
         "sold_at, price, ticket_type, channel, status, sector_pseudonym, pc4, country, birth_year, "
         "research_opt_out, delivery_id, loaded_at) "
@@ -156,7 +159,8 @@ def write_warehouse(path: Path, sector: Sector) -> None:
     # every person key has a record key (the privacy step writes them; dbt's
     # assert_every_person_has_a_record_key blocks a build without): closed years use none of them
     persons = sorted({t[9] for t in sector.tickets if t[9]})
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.person_record_keys values (?, ?)",
         [(p, record_key(b"\x07" * 32, p)) for p in persons],
     )
@@ -164,7 +168,8 @@ def write_warehouse(path: Path, sector: Sector) -> None:
         "create table reference.institutions (code varchar, name varchar, discipline varchar, "
         "pc4 varchar)"
     )
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into reference.institutions values (?, ?, ?, ?)",
         [(code, code, disc, pc4) for code, (disc, pc4) in INSTITUTIONS.items()],
     )
@@ -175,7 +180,8 @@ def write_warehouse(path: Path, sector: Sector) -> None:
         "aantal_inwoners_25_tot_45_jaar bigint, aantal_inwoners_45_tot_65_jaar bigint, "
         "aantal_inwoners_65_jaar_en_ouder bigint)"
     )
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into reference.pc4 values (?, ?, ?, 'P', ?, ?, ?, ?, ?, ?, ?, ?)",
         [(pc4, g, name, lat, lon, sum(ages), *ages) for pc4, (g, name, lat, lon, ages) in PC4.items()],
     )  # fmt: skip
@@ -551,3 +557,21 @@ def test_a_ticket_twice_in_the_warehouse_fails_the_build(warehouse, tmp_path):
     result = run_dbt("test", copy, tmp_path, "stg_pseudo__tickets")
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL 1 unique_combination_stg_pseudo__tickets" in result.stdout, result.stdout[-4000:]
+
+
+def test_the_key_columns_of_every_published_mart_refuse_a_null(warehouse):
+    """The contracts of the published marts declare their key columns NOT NULL (dbt
+    constraints, enforced by DuckDB while dbt builds the table), so a null key fails the model
+    and blocks the release like a failed test would."""
+    tables = [r[0] for r in warehouse.execute(
+        "select table_name from duckdb_tables() where schema_name = 'published'").fetchall()]  # fmt: skip
+    assert len(tables) >= 9
+    for table in tables:
+        columns = {r[0] for r in warehouse.execute(
+            "select column_name from duckdb_columns() where schema_name = 'published' "
+            "and table_name = ?", [table]).fetchall()}  # fmt: skip
+        not_null = {r[0][0] for r in warehouse.execute(
+            "select constraint_column_names from duckdb_constraints() where schema_name = "
+            "'published' and table_name = ? and constraint_type = 'NOT NULL'", [table]).fetchall()}  # fmt: skip
+        assert {"institution_code", "year", "suppressed"} & columns <= not_null, table
+        assert {"year", "suppressed"} <= columns, table

@@ -44,3 +44,25 @@ def test_retention_purge_job_runs(home):
     )
     result = defs.resolve_job_def("retention_purge").execute_in_process()
     assert result.success
+
+
+def test_the_dbt_resource_spends_no_run_on_dbt_version_or_an_adapter(home, monkeypatch):
+    """The job's dbt resource knows this environment's dbt-core version without running
+    ``dbt --version`` and opens no adapter in Dagster's process (orchestration/project.py)."""
+    import importlib.metadata
+
+    import dagster_dbt.core.resource as resource_module
+
+    from orchestration.definitions import defs
+    from orchestration.project import DbtCli
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt resource ran {args[0]!r} to learn the version")
+
+    monkeypatch.setattr(resource_module, "check_output", no_subprocess)
+    dbt = defs.resources["dbt"]
+    assert isinstance(dbt, DbtCli)
+    assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
+    invocation = dbt.cli(["parse", "--quiet"], target_path=home.dbt / "target")
+    assert invocation.wait().is_successful()
+    assert invocation.adapter is None

@@ -4,10 +4,9 @@ other institutions' rows untouched."""
 
 import duckdb
 import pytest
-from conftest import deliver, isolated_home
+from conftest import built_small_sector, deliver
 
 from publieksdata.pipeline import run_job
-from publieksdata.synthetic import generate_sector
 
 INCREMENTAL = [
     "intermediate.int_customer_links",
@@ -83,10 +82,7 @@ def corrections(home, institution: str) -> str:
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("PUBLIEKSDATA_AS_OF_DATE", "2026-06-01")
-    home = isolated_home(tmp_path_factory.mktemp("incremental") / "home", mp, b"\x0d")
-    generate_sector(home.root, institutions=5, persons=900, years=2, seed=8)
-    run_job(home)
+    home = built_small_sector(tmp_path_factory.mktemp("incremental") / "home", mp, b"\x0d", 8)
     first = versions(home)
     changed = sorted(first["marts.fct_tickets"])[0]
     deliver(home, changed, "nightly.csv", corrections(home, changed))

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import deliver, isolated_home
+from conftest import built_small_sector, deliver
 from test_incremental import content
 
 from publieksdata.pipeline import run_job
-from publieksdata.synthetic import generate_sector
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 
@@ -23,11 +22,8 @@ DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 @pytest.fixture(scope="module")
 def sector(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("PUBLIEKSDATA_AS_OF_DATE", "2026-06-01")
-    home = isolated_home(tmp_path_factory.mktemp("incremental_context") / "home", mp, b"\x0e")
-    generate_sector(home.root, institutions=5, persons=900, years=2, seed=11)
-    run_job(home)
-    yield home
+    root = tmp_path_factory.mktemp("incremental_context") / "home"
+    yield built_small_sector(root, mp, b"\x0e", 11)
     mp.undo()
 
 

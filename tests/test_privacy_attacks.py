@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from conftest import insert_many
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -120,12 +121,14 @@ def write_warehouse(path: Path, s: Sector) -> None:
     conn = duckdb.connect(str(path))
     conn.execute(DDL.format(db=path.stem))
     now = datetime(2026, 6, 1)
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.events (institution_code, event_id, starts_at, discipline, "
         "delivery_id, loaded_at) values (?, ?, ?, 'theater', 'd1', ?)",
         [(inst, ev, start, now) for (inst, ev), start in s.events.items()],
     )
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.tickets (institution_code, ticket_id, order_id, event_id, "
         "event_start, sold_at, price, ticket_type, channel, status, sector_pseudonym, pc4, "
         "country, birth_year, research_opt_out, delivery_id, loaded_at) "
@@ -133,20 +136,23 @@ def write_warehouse(path: Path, s: Sector) -> None:
         [(*t[:6], t[6] and f"S_{t[6]}", t[7], t[8], now) for t in s.tickets],
     )
     persons = sorted({f"S_{t[6]}" for t in s.tickets if t[6]})
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into pseudo.person_record_keys values (?, ?)",
         [(p, record_key(RECORD_SECRET, p)) for p in persons],
     )
     conn.execute("create table reference.institutions (code varchar, name varchar, "
                  "discipline varchar, pc4 varchar)")  # fmt: skip
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into reference.institutions values (?, ?, 'theater', ?)",
         [(inst, inst, HOMES[i % len(HOMES)]) for i, inst in enumerate(THEATRES)],
     )
     conn.execute("create table reference.pc4 (pc4 varchar, gemeente_code varchar, "
                  "gemeente_naam varchar, provincie varchar, lat double, lon double, "
                  "aantal_inwoners bigint)")  # fmt: skip
-    conn.executemany(
+    insert_many(
+        conn,
         "insert into reference.pc4 values (?, ?, ?, 'P', ?, ?, 5000)",
         [(pc4, g, NAMES[g], lat, lon) for pc4, (g, lat, lon) in PC4.items()],
     )

@@ -181,6 +181,29 @@ def test_the_release_is_blocked_by_a_leaking_model(home):
     assert check_release(home).findings == []
 
 
+def test_a_release_traces_again_only_what_changed(home, monkeypatch):
+    """check_release keeps its answers per model (SQL and inputs) in the data home: the next
+    release with the same models traces nothing, and a changed model is traced again."""
+    import privacy.guard as guard
+
+    _write_run_manifest(home, manifest_with(SAFE["counts"]))
+    first = check_release(home)
+    traced = []
+    original = guard.column_lineage
+    monkeypatch.setattr(
+        guard, "column_lineage", lambda sql, inputs: traced.append(sql) or original(sql, inputs)
+    )
+    assert check_release(home) == first and traced == []
+    _write_run_manifest(home, manifest_with(LEAKS["a hash of it"]))
+    with pytest.raises(PublieksdataError, match="publication blocked .* published.report.h"):
+        check_release(home)
+    assert traced == [LEAKS["a hash of it"]]  # int_people is the same and was not traced again
+    (home.dbt / "guard_lineage.json").write_text("{not json")  # unreadable: every model traced
+    with pytest.raises(PublieksdataError, match="publication blocked"):
+        check_release(home)
+    assert traced[1:] == [PEOPLE, LEAKS["a hash of it"]]
+
+
 def test_a_published_table_no_model_builds_blocks_the_release(home):
     import duckdb
 
