@@ -50,8 +50,8 @@ def prepare_manifest(force: bool = False) -> Path:
 class DbtCli(DbtCliResource):
     """dagster-dbt's resource without two costs of every run that this project has no use for.
 
-    - ``dbt --version`` in a subprocess (about 2 s) to learn which dbt it runs: when the dbt
-      on the PATH is this environment's own, the version is the installed dbt-core's.
+    - ``dbt --version`` in a subprocess (about 2 s) to learn which dbt it runs: when the
+      executable is this environment's own ``dbt``, the version is the installed dbt-core's.
     - Loading dbt's macros in Dagster's own process (about 3 s) for an adapter handle, which
       dagster-dbt needs only to fetch row counts and column metadata into the event log. The
       job fetches neither: metadata of warehouse tables stays out of Dagster's event log.
@@ -62,7 +62,11 @@ class DbtCli(DbtCliResource):
     @cached_property
     def _cli_version(self) -> version.Version:
         executable = shutil.which(self.dbt_executable)
-        if executable and Path(executable).parent == Path(sys.executable).parent:
+        if (
+            executable
+            and Path(executable).name == "dbt"  # dbt-core's entry point, not dbtf (Fusion)
+            and Path(executable).parent == Path(sys.executable).parent
+        ):
             return version.parse(importlib.metadata.version("dbt-core"))
         return super()._cli_version  # another dbt: ask it
 

@@ -66,3 +66,15 @@ def test_the_dbt_resource_spends_no_run_on_dbt_version_or_an_adapter(home, monke
     invocation = dbt.cli(["parse", "--quiet"], target_path=home.dbt / "target")
     assert invocation.wait().is_successful()
     assert invocation.adapter is None
+
+
+def test_another_dbt_is_still_asked_its_version(tmp_path):
+    """Only this environment's own ``dbt`` skips ``dbt --version``: any other executable (dbt
+    Fusion's ``dbtf``, a dbt elsewhere) is asked, as dagster-dbt does."""
+    from orchestration.project import DbtCli, dbt_project
+
+    fusion = tmp_path / "dbtf"
+    fusion.write_text("#!/bin/sh\necho 'dbt-fusion 2.0.0-preview.1'\n")
+    fusion.chmod(0o755)
+    dbt = DbtCli(project_dir=dbt_project, dbt_executable=str(fusion))
+    assert dbt._cli_version.major == 2
