@@ -33,7 +33,8 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -69,6 +70,8 @@ class GuardReport:
     models: int
     columns: int
     findings: list[Finding]
+    # the answer of column_lineage for each model of this check, by _lineage_key
+    traced: dict[str, dict[str, Origin]] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Lineage:
@@ -256,19 +259,18 @@ def check_manifest(
     *,
     source_columns: dict[Relation, list[str]] | None = None,
     published_tables: list[str] | None = None,
-    traced: dict[str, dict[str, Origin]] | None = None,
+    earlier: Mapping[str, dict[str, Origin]] | None = None,
 ) -> GuardReport:
     """Findings for every published model of a dbt manifest that holds compiled SQL.
 
     ``source_columns`` gives the columns of sources (and other relations) that dbt does not
     describe; ``published_tables`` the tables the release would export, so a table in schema
     ``published`` that no model builds (left over from a renamed model) is a finding too.
-    ``traced`` holds earlier answers of ``column_lineage`` by ``_lineage_key``: they are
-    reused, and on return it holds exactly the answers of this check.
+    ``earlier`` holds answers of an earlier check (``GuardReport.traced``): a model with the
+    same key is not traced again.
     """
-    earlier = dict(traced or {})
-    if traced is not None:
-        traced.clear()
+    earlier = earlier or {}
+    traced: dict[str, dict[str, Origin]] = {}
     nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
     source_columns = source_columns or {}
     published = sorted(
@@ -309,12 +311,12 @@ def check_manifest(
         key = _lineage_key(sql, inputs)
         if key not in earlier:
             try:
-                earlier[key] = column_lineage(sql, inputs)
+                traced[key] = column_lineage(sql, inputs)
             except PublieksdataError as exc:
                 raise PublieksdataError(f"model {node.get('name', uid)}: {exc}") from None
-        taint[uid] = earlier[key]
-        if traced is not None:
-            traced[key] = taint[uid]
+        else:
+            traced[key] = earlier[key]
+        taint[uid] = traced[key]
         return taint[uid]
 
     findings: list[Finding] = []
@@ -337,7 +339,7 @@ def check_manifest(
                     "no dbt model builds this table, so its SQL cannot be checked: drop it",
                 )
             )
-    return GuardReport(len(published), columns, findings)
+    return GuardReport(len(published), columns, findings, traced)
 
 
 def _warehouse_relations(home: DataHome) -> tuple[dict[Relation, list[str]], list[str]]:
@@ -384,14 +386,13 @@ def check_release(home: DataHome, manifest_path: Path | None = None) -> GuardRep
             f"no compiled dbt manifest at {manifest_path}: the dbt build must run before a release"
         )
     source_columns, published = _warehouse_relations(home)
-    traced = _read_traced(home)
     report = check_manifest(
         json.loads(manifest_path.read_text()),
         source_columns=source_columns,
         published_tables=published,
-        traced=traced,
+        earlier=_read_traced(home),
     )
-    _write_traced(home, traced)
+    _write_traced(home, report.traced)  # only this check's answers: the file does not grow
     if report.findings:
         shown = "; ".join(str(f) for f in report.findings[:3])
         more = f" (and {len(report.findings) - 3} more)" if len(report.findings) > 3 else ""

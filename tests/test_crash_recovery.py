@@ -5,10 +5,11 @@ publishes no new release; two jobs started at once end as one run would. (A kill
 publishing: tests/test_exports.py; readers during publication and the lock: test_concurrency.py.)
 
 Every test here compares with one uninterrupted run of the same 4-member sector (the module
-fixture). A scenario is a chain of failed runs, each failing at a later step than the one
-before, and one finishing run. The homes share the
-reference's master key and keyring: open-year counts are perturbed with record keys derived
-from the pseudonyms, so only the same keys can give the same published numbers.
+fixture). A scenario is a chain of failed runs, each failing at a later step of the job
+than the one before (so every run must first finish what the run before it left), and one
+finishing run. The homes share the reference's master key and keyring: open-year counts are
+perturbed with record keys derived from the pseudonyms, so only the same keys can give the
+same published numbers.
 """
 
 import os
@@ -101,8 +102,6 @@ def assert_finished_like(home, expected_content, expected_facts) -> None:
     verify_release(current_release(home))
 
 
-# Each chain kills one run per step of the job, each at a later point than the one before:
-# every run must first finish what the killed run before it left, and the last run all of it.
 @pytest.mark.parametrize(
     "faults",
     [
