@@ -28,7 +28,7 @@ from ingest.read import DeliveryFile, UnreadableFile, read_delivery
 from ingest.registry import load_registry
 from ingest.reports import write_report
 from ingest.sealed import seal_file, sealed_url
-from ingest.standard import EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
+from ingest.standard import CANONICAL_COLUMNS, EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
 from ingest.typed import detect_date_formats, typed_events_sql, typed_tickets_sql
 from ingest.validate import FIXES, Problem, Validation, check_whole_file, run_expectations
 from privacy.keyring import open_keyring
@@ -249,7 +249,9 @@ def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared
         target = canonical_path(home, institution, delivery_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        conn.execute(f"copy {table} to '{_sql_path(sealed_url(tmp))}' (format parquet)")
+        columns = ", ".join(CANONICAL_COLUMNS[prepared.kind])
+        conn.execute(f"copy (select {columns} from {table}) "
+                     f"to '{_sql_path(sealed_url(tmp))}' (format parquet)")  # fmt: skip
         os.replace(tmp, target)
         ledger.record(conn, status="validated",
                       soft_problems={**soft, "ignored_columns": prepared.ignored}, **base)  # fmt: skip

@@ -12,6 +12,16 @@ TICKET_REQUIRED = ("ticket_id", "order_id", "event_id", "event_start", "sold_at"
 EVENT_COLUMNS = ("event_id", "starts_at", "discipline", "event_name", "venue", "capacity")
 EVENT_REQUIRED = ("event_id", "starts_at", "discipline")
 
+# What a validated delivery keeps for the privacy step (its canonical Parquet in quarantine):
+# only the columns privacy/step.py reads. The typed table's row numbers and given/unknown flags
+# have served their checks by then, and a first name feeds nothing, so it is not kept at all.
+CANONICAL_COLUMNS = {
+    "tickets": ("ticket_id", "order_id", "event_id", "event_start", "sold_at", "price",
+                "ticket_type", "channel", "status", "customer_id", "email", "phone",
+                "last_name", "postcode", "country", "birth_date", "gender", "research_opt_out"),
+    "events": ("event_id", "starts_at", "discipline", "event_name", "venue", "capacity"),
+}  # fmt: skip
+
 # Columns whose values identify a person: never in a report, a log or GE results.
 IDENTIFIER_COLUMNS = frozenset(
     {"customer_id", "email", "phone", "first_name", "last_name", "street", "house_number",

@@ -130,7 +130,6 @@ def typed_tickets_sql(
         {c["customer_id"]} as customer_id,
         {c["email"]} as email,
         {c["phone"]} as phone,
-        {c["first_name"]} as first_name,
         {c["last_name"]} as last_name,
         {c["postcode"]} as postcode,
         {c["country"]} as country,

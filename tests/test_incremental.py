@@ -10,7 +10,6 @@ from publieksdata.pipeline import run_job
 
 INCREMENTAL = [
     "intermediate.int_customer_links",
-    "marts.fct_tickets",
     "intermediate.int_visits",
     "intermediate.int_person_first_visits",
     "intermediate.int_person_institution_years",
@@ -84,7 +83,7 @@ def nightly(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     home = built_small_sector(tmp_path_factory.mktemp("incremental") / "home", mp, b"\x0d", 8)
     first = versions(home)
-    changed = sorted(first["marts.fct_tickets"])[0]
+    changed = sorted(first["intermediate.int_visits"])[0]
     deliver(home, changed, "nightly.csv", corrections(home, changed))
     # the next night: another run date (2026 still open), which dbt reads when it runs, so it
     # keeps its saved parse of the project (tests/test_dbt_run_date.py)
@@ -112,6 +111,32 @@ def test_a_new_run_date_keeps_dbts_saved_parse(nightly):
     assert "dbt build" in nightly_log or "'which': 'build'" in nightly_log
     assert "Unable to do partial parsing" not in nightly_log
     assert "Partial parsing enabled, no changes found, skipping parsing" in nightly_log
+
+
+def test_ticket_metrics_read_without_person_keys_agree_with_the_fact(nightly):
+    """The benchmark's ticket metrics and the institution-years count the sold tickets without
+    resolving person keys; a ticket counts as identified exactly when the fact (customer links
+    resolved) gives it a person key. The nightly's refunds, new customers and links included."""
+    home = nightly[0]
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        fact = conn.execute(
+            "select institution_code, event_year, count(*), count(person_key), "
+            "median(lead_time_days) from marts.fct_tickets group by 1, 2 order by 1, 2"
+        ).fetchall()
+        metrics = conn.execute(
+            "select institution_code, year, tickets, identified_tickets, lead_time_days_median "
+            "from intermediate.int_benchmark_ticket_metrics order by 1, 2"
+        ).fetchall()
+        years = conn.execute(
+            "select institution_code, year, tickets from intermediate.int_institution_years "
+            "order by 1, 2"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert len(fact) > 5 and any(r[3] < r[2] for r in fact)  # anonymous tickets present
+    assert metrics == [(i, y, n, k, float(m)) for i, y, n, k, m in fact]
+    assert years == [(i, y, n) for i, y, n, _, _ in fact]
 
 
 def test_the_nightly_build_equals_a_full_rebuild(nightly):

@@ -5,7 +5,10 @@ import json
 import duckdb
 from conftest import deliver, write_minimal_sector
 
-from ingest.intake import take_deliveries
+from ingest.intake import canonical_path, take_deliveries
+from ingest.sealed import SealedFileSystem, sealed_url
+from ingest.standard import CANONICAL_COLUMNS
+from privacy.keyring import open_keyring
 from privacy.step import pseudonymise_pending
 
 HEADER = "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,postcode\n"
@@ -141,6 +144,26 @@ def test_dutch_excel_csv_is_read(home):
     assert prices == [12.5, 1012.0]
     for identifier in ("email", "phone", "city", "street", "first_name", "last_name", "postcode"):
         assert identifier not in columns
+
+
+def test_a_validated_delivery_keeps_only_what_the_privacy_step_reads(home):
+    """The canonical file in quarantine: the standard's columns the privacy step uses, no first
+    name (it feeds nothing), no row numbers or check flags."""
+    write_minimal_sector(home)
+    deliver(home, "th_a", "tickets.csv", (
+        b"ticket_id,order_id,event_id,event_start,sold_at,price,email,first_name,last_name\n"
+        b"T1,O1,E1,2025-03-01 20:00,2025-02-01 10:00,12.50,anna@example.nl,Anna,Jansen\n"
+    ))  # fmt: skip
+    [outcome] = take_deliveries(home)
+    assert outcome.status == "validated", outcome.problems
+    conn = duckdb.connect()
+    conn.register_filesystem(SealedFileSystem(open_keyring(home).derive("file")))
+    path = canonical_path(home, "th_a", outcome.delivery_id)
+    names = [
+        d[0] for d in conn.sql(f"select * from read_parquet('{sealed_url(path)}')").description
+    ]
+    assert names == list(CANONICAL_COLUMNS["tickets"])
+    assert "first_name" not in names and "_row" not in names
 
 
 def test_correction_replaces_the_earlier_ticket(home):

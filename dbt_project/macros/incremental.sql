@@ -1,7 +1,7 @@
 {#- Incremental by institution (docs/performance.md, "Nightly refresh").
 
-    The person-level models of the lower layers (links, resolved tickets, fact, visits, first
-    visits, person-years) hold each institution's rows as a block. Every row carries the
+    The person-level models of the lower layers (links, visits, first visits, person-years)
+    hold each institution's rows as a block. Every row carries the
     institution's version: the last time any of its rows in pseudo.tickets was written
     (int_institution_versions; the privacy step, erasure and key rotation set loaded_at). A
     build recomputes only the institutions whose version moved:

@@ -1,5 +1,10 @@
 {#- Bands and classes of metrics.md, in one place so every model bands alike. -#}
 
+{#- Days from sale to event, by calendar date (metrics.md: lead time). -#}
+{% macro lead_time_days(sold_at, event_start) -%}
+    {{ dbt.datediff("cast(" ~ sold_at ~ " as date)", "cast(" ~ event_start ~ " as date)", "day") }}
+{%- endmacro %}
+
 {#- Age band at the event (metrics.md). -#}
 {% macro age_band(age) -%}
     case

@@ -1,19 +1,20 @@
 -- The benchmark's ticket metrics per institution and year (no persons behind them, so no k
 -- rule): tickets, revenue, prices, occupancy, channel and discount shares, lead time.
--- Read from the fact, not from int_tickets_resolved: the same rows (the fact holds every
--- institution's resolved tickets after its incremental build), without resolving person keys
--- through the customer links again at every build.
+-- Read from the counted tickets themselves, not from the fact (a view that resolves person
+-- keys through the customer links): a ticket is identified when it has a sector or a customer
+-- pseudonym, which is exactly when the fact gives it a person key.
 with tickets as (
     select
         institution_code,
         event_id,
-        event_year as year,
+        cast(extract(year from event_start) as integer) as year,
         price,
         ticket_type,
         channel,
-        person_key,
-        lead_time_days
-    from {{ ref('fct_tickets') }}
+        coalesce(sector_pseudonym, customer_pseudonym) is not null as identified,
+        {{ lead_time_days('sold_at', 'event_start') }} as lead_time_days
+    from {{ ref('stg_pseudo__tickets') }}
+    where status = 'sold'
 ),
 
 events as (
@@ -36,7 +37,7 @@ ticket_metrics as (
         sum(case when channel is not null then 1 else 0 end) as channel_tickets,
         sum(case when ticket_type in ('discount', 'cjp', 'museumkaart', 'free') then 1 else 0 end)
             as discounted_tickets,
-        sum(case when person_key is not null then 1 else 0 end) as identified_tickets,
+        sum(case when identified then 1 else 0 end) as identified_tickets,
         percentile_cont(0.5) within group (order by lead_time_days) as lead_time_days_median
     from tickets
     group by institution_code, year

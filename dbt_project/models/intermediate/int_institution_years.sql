@@ -1,10 +1,13 @@
 -- One row per institution and year with tickets: primary discipline (registry), location and
 -- size class by tickets in the year (all sold tickets, anonymous ones included).
+-- Read from the counted tickets themselves: no person key is needed here, and the fact is a
+-- view that resolves them.
 with tickets as (
     select
         institution_code,
-        event_year as year
-    from {{ ref('fct_tickets') }}
+        cast(extract(year from event_start) as integer) as year
+    from {{ ref('stg_pseudo__tickets') }}
+    where status = 'sold'
 ),
 
 registry as (
