@@ -394,19 +394,32 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                         "quarantine file is missing; ask the member to upload it again"
                     )
                 paths.append(path)
-            # read (and decrypt) the deliveries once; every query below works on this copy
-            conn.execute(
-                "create or replace temp table d as "
-                + " union all by name ".join(
-                    f"select {seq} as _seq, {_lit(delivery_id)} as delivery_id, "
-                    f"{_lit(institution)} as institution_code, * "
-                    f"from read_parquet('{_sql_path(sealed_url(path))}')"
-                    for seq, ((delivery_id, institution, _), path) in enumerate(
-                        zip(group, paths, strict=True)
-                    )
+            # read (and decrypt) the deliveries once, in one scan of all the group's files
+            # (DuckDB reads them side by side: half the time of one scan per file, 10M
+            # sector); each row gets its delivery by file name. Every query below works on
+            # this copy.
+            urls = [_lit(_sql_path(sealed_url(path))) for path in paths]
+            deliveries = " union all ".join(
+                f"select {seq} as _seq, {_lit(delivery_id)} as delivery_id, "
+                f"{_lit(institution)} as institution_code, {url} as _file"
+                for seq, ((delivery_id, institution, _), url) in enumerate(
+                    zip(group, urls, strict=True)
                 )
             )
+            conn.execute(
+                "create or replace temp table d as "
+                "select m._seq, m.delivery_id, m.institution_code, f.* exclude (filename) "
+                f"from read_parquet([{', '.join(urls)}], union_by_name = true, filename = true) f "
+                f"join ({deliveries}) m on m._file = f.filename"
+            )
             rows = dict(conn.execute("select delivery_id, count(*) from d group by 1").fetchall())
+            # intake never validates an empty file: a delivery without rows here would be a file
+            # the join above did not match, whose rows must not be lost unnoticed
+            if lost := [delivery_id for delivery_id, _, _ in group if not rows.get(delivery_id)]:
+                raise PublieksdataError(
+                    f"the privacy step read no rows of delivery {lost[0]} from its quarantine "
+                    "file; nothing was loaded. Please report this defect"
+                )
             kind = group[0][2]
             # on an error the temporary tables of the group go with the transaction, and the
             # error reported is the one that failed (no cleanup statement may mask it)

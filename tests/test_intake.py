@@ -3,6 +3,7 @@
 import json
 
 import duckdb
+import pytest
 from conftest import deliver, write_minimal_sector
 
 from ingest.intake import canonical_path, take_deliveries
@@ -10,6 +11,7 @@ from ingest.sealed import SealedFileSystem, sealed_url
 from ingest.standard import CANONICAL_COLUMNS
 from privacy.keyring import open_keyring
 from privacy.step import pseudonymise_pending
+from publieksdata.settings import PublieksdataError
 
 HEADER = "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,postcode\n"
 
@@ -164,6 +166,27 @@ def test_a_validated_delivery_keeps_only_what_the_privacy_step_reads(home):
     ]
     assert names == list(CANONICAL_COLUMNS["tickets"])
     assert "first_name" not in names and "_row" not in names
+
+
+def test_a_quarantine_file_that_yields_no_rows_loads_nothing(home):
+    """The privacy step reads a group's files in one scan and gives each row its delivery by
+    file name: a delivery that ends up with no rows is an error, never a silent loss."""
+    write_minimal_sector(home)
+    deliver(home, "th_a", "tickets.csv", tickets_csv(5))
+    [outcome] = take_deliveries(home)
+    conn = duckdb.connect()
+    conn.register_filesystem(SealedFileSystem(open_keyring(home).derive("file")))
+    path = canonical_path(home, "th_a", outcome.delivery_id)
+    emptied = path.with_name("emptied.parquet")
+    conn.execute(
+        f"copy (select * from read_parquet('{sealed_url(path)}') limit 0) "
+        f"to '{sealed_url(emptied)}' (format parquet)"
+    )
+    emptied.replace(path)
+    with pytest.raises(PublieksdataError, match="read no rows of delivery"):
+        pseudonymise_pending(home)
+    assert warehouse_rows(home) == 0
+    assert [status for _, status, _ in ledger(home)] == ["validated"]
 
 
 def test_correction_replaces_the_earlier_ticket(home):
