@@ -1,8 +1,8 @@
 -- The sector's ticket fact: one row per counted ticket (status sold, after corrections).
 -- Internal: carries the person key, never published.
--- A view over pseudo.tickets with the person keys resolved (int_tickets_resolved): its readers
--- (benchmark ticket metrics, institution-years) each scan it once per build, which costs less
--- than writing every ticket a second time into the warehouse at each full build.
+-- A view over pseudo.tickets with the person keys resolved (int_tickets_resolved): no model
+-- reads it (the ticket metrics count staging's sold tickets, the person models read the
+-- resolved view), so a table would only write every ticket a second time into the warehouse.
 with tickets as (
     select * from {{ ref('int_tickets_resolved') }}
 ),
