@@ -118,8 +118,7 @@ def test_ticket_metrics_read_without_person_keys_agree_with_the_fact(nightly):
     resolving person keys; a ticket counts as identified exactly when the fact (customer links
     resolved) gives it a person key. The nightly's refunds, new customers and links included."""
     home = nightly[0]
-    conn = duckdb.connect(str(home.warehouse), read_only=True)
-    try:
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         fact = conn.execute(
             "select institution_code, event_year, count(*), count(person_key), "
             "median(lead_time_days) from marts.fct_tickets group by 1, 2 order by 1, 2"
@@ -132,8 +131,6 @@ def test_ticket_metrics_read_without_person_keys_agree_with_the_fact(nightly):
             "select institution_code, year, tickets from intermediate.int_institution_years "
             "order by 1, 2"
         ).fetchall()
-    finally:
-        conn.close()
     assert len(fact) > 5 and any(r[3] < r[2] for r in fact)  # anonymous tickets present
     assert metrics == [(i, y, n, k, float(m)) for i, y, n, k, m in fact]
     assert years == [(i, y, n) for i, y, n, _, _ in fact]

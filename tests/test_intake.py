@@ -148,6 +148,13 @@ def test_dutch_excel_csv_is_read(home):
         assert identifier not in columns
 
 
+def reading_quarantine(home) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads (and writes) the sealed files of the home's quarantine."""
+    conn = duckdb.connect()
+    conn.register_filesystem(SealedFileSystem(open_keyring(home).derive("file")))
+    return conn
+
+
 def test_a_validated_delivery_keeps_only_what_the_privacy_step_reads(home):
     """The canonical file in quarantine: the standard's columns the privacy step uses, no first
     name (it feeds nothing), no row numbers or check flags."""
@@ -158,9 +165,7 @@ def test_a_validated_delivery_keeps_only_what_the_privacy_step_reads(home):
     ))  # fmt: skip
     [outcome] = take_deliveries(home)
     assert outcome.status == "validated", outcome.problems
-    conn = duckdb.connect()
-    conn.register_filesystem(SealedFileSystem(open_keyring(home).derive("file")))
-    path = canonical_path(home, "th_a", outcome.delivery_id)
+    conn, path = reading_quarantine(home), canonical_path(home, "th_a", outcome.delivery_id)
     names = [
         d[0] for d in conn.sql(f"select * from read_parquet('{sealed_url(path)}')").description
     ]
@@ -174,9 +179,7 @@ def test_a_quarantine_file_that_yields_no_rows_loads_nothing(home):
     write_minimal_sector(home)
     deliver(home, "th_a", "tickets.csv", tickets_csv(5))
     [outcome] = take_deliveries(home)
-    conn = duckdb.connect()
-    conn.register_filesystem(SealedFileSystem(open_keyring(home).derive("file")))
-    path = canonical_path(home, "th_a", outcome.delivery_id)
+    conn, path = reading_quarantine(home), canonical_path(home, "th_a", outcome.delivery_id)
     emptied = path.with_name("emptied.parquet")
     conn.execute(
         f"copy (select * from read_parquet('{sealed_url(path)}') limit 0) "
