@@ -223,9 +223,10 @@ def _prepare(
         }])  # fmt: skip
     known = TICKET_COLUMNS if kind == "tickets" else EVENT_COLUMNS
     ignored = sorted({c for c in read.columns if c not in known} | set(read.ignored_columns))
-    formats = detect_date_formats(conn, kind, read.columns)
+    text_columns = [c for c in read.columns if c not in read.native]
+    formats = detect_date_formats(conn, kind, text_columns)
     typed_sql = typed_tickets_sql if kind == "tickets" else typed_events_sql
-    conn.execute(typed_sql(read.columns, formats, table))
+    conn.execute(typed_sql(read.columns, formats, table, read.native))
     conn.execute("drop table raw")
     checks = check_whole_file(conn, kind, read.columns, table)
     if any(p.rule == "required_column" for p in checks.problems):

@@ -1,7 +1,9 @@
 """Read one delivery file, whatever its format, into a DuckDB table of text columns.
 
 The table ``raw`` gets one text column per header, named by the standard's canonical
-name; ``rowid + 1`` is the data row number (1-based, header not counted). CSV and
+name; ``rowid + 1`` is the data row number (1-based, header not counted). A Parquet column
+whose type already fits its column of the standard (a timestamp for a date, a number for the
+price: ``ingest.typed.native_fits``) keeps that type; ``ReadResult.native`` names those. CSV and
 Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
 problem and the row, never the content of a row.
 """
@@ -21,6 +23,7 @@ import pyarrow as pa
 
 from ingest.sealed import SEGMENT, SealedReader, SealedWriter, open_sealed, sealed_url
 from ingest.standard import canonical_name
+from ingest.typed import native_fits
 
 _XLSX_BATCH = 50_000
 
@@ -37,6 +40,7 @@ class ReadResult:
     ignored_columns: list[str] = field(default_factory=list)
     encoding: str | None = None
     delimiter: str | None = None
+    native: frozenset[str] = frozenset()  # columns of ``raw`` kept in their Parquet type
 
 
 @dataclass(frozen=True)
@@ -166,18 +170,27 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, headers: list[str]):
+def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, headers: list[str],
+                types: dict[str, str] | None = None) -> tuple[list[str], list[str], frozenset[str]]:  # fmt: skip
+    """Create ``raw``; return (its columns, dropped headers, columns kept in their type).
+
+    ``types``: the source's DuckDB type per header (Parquet), or None (text only)."""
     mapped, dropped = _header_map(headers)
-    select = ", ".join(
-        f"nullif(trim(cast({_quote(src)} as varchar)), '') as {_quote(dst)}" for src, dst in mapped
+    native = frozenset(
+        dst for src, dst in mapped if types is not None and native_fits(dst, types[src])
     )
+    select = ", ".join(
+        f"{_quote(src)} as {_quote(dst)}" if dst in native
+        else f"nullif(trim(cast({_quote(src)} as varchar)), '') as {_quote(dst)}"
+        for src, dst in mapped
+    )  # fmt: skip
     conn.execute(
         # no row-number column: rows are stored in file order (DuckDB keeps insertion order),
         # so ``rowid + 1`` is the data row number; a window for it cost a third of the read
         f"create or replace temp table raw as select {select} from {source_sql}",
         params,
     )
-    return [dst for _, dst in mapped], dropped
+    return [dst for _, dst in mapped], dropped, native
 
 
 _HEADER_BUFFER = 4 << 20  # bytes DuckDB reads to name the columns (2 MB lines + room)
@@ -229,7 +242,7 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
         # UTF-8 unless DuckDB finds a byte sequence that is not (then Windows-1252/Latin-1):
         # DuckDB checks every byte while parsing, so no separate pass over the file is needed
         try:
-            columns, dropped = _read_csv(conn, sql, [url, delimiter])
+            columns, dropped, _ = _read_csv(conn, sql, [url, delimiter])
             encoding = "utf-8"
         except duckdb.Error as exc:
             # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan can
@@ -240,22 +253,22 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
             encoding = "latin-1"
             with _transcoded(source) as utf8:
                 try:
-                    columns, dropped = _read_csv(conn, sql, [utf8.url, delimiter])
+                    columns, dropped, _ = _read_csv(conn, sql, [utf8.url, delimiter])
                 except duckdb.Error as exc2:
                     raise _csv_error(exc2) from None
         result = ReadResult(fmt, 0, columns, dropped, encoding, delimiter)
     elif fmt == "parquet":
         sql = "read_parquet(?)"
         try:
-            headers = [
-                d[0] for d in conn.execute(f"select * from {sql} limit 0", [url]).description
-            ]
-            columns, dropped = _create_raw(conn, sql, [url], headers)
+            described = conn.execute(f"describe select * from {sql}", [url]).fetchall()
+            headers = [row[0] for row in described]
+            types = {row[0]: row[1] for row in described}
+            columns, dropped, native = _create_raw(conn, sql, [url], headers, types)
         except duckdb.Error:
             raise UnreadableFile(
                 "the Parquet file cannot be read (damaged or unsupported)"
             ) from None
-        result = ReadResult(fmt, 0, columns, dropped)
+        result = ReadResult(fmt, 0, columns, dropped, native=native)
     else:
         columns, dropped = _read_xlsx(conn, source)
         result = ReadResult(fmt, 0, columns, dropped)
@@ -334,6 +347,6 @@ def _read_xlsx(
     conn.execute(f"delete from xlsx_rows where {empty}")
     renamed = [f"{c} as {_quote(h)}" for c, h in zip(safe, headers, strict=True)]
     source = f"(select {', '.join(renamed)} from xlsx_rows)"
-    columns, dropped = _create_raw(conn, source, [], headers)
+    columns, dropped, _ = _create_raw(conn, source, [], headers)
     conn.execute("drop table xlsx_rows")
     return columns, [d for d in dropped if not d.startswith("_blank_")]

@@ -1,7 +1,10 @@
-"""Cast the text table ``raw`` to the standard's types, in DuckDB (one set-based pass).
+"""Cast the table ``raw`` to the standard's types, in DuckDB (one set-based pass).
 
-The values of ``raw`` are already trimmed, with '' as NULL (ingest/read.py): trimming them
-again here cost a third of this pass.
+The text values of ``raw`` are already trimmed, with '' as NULL (ingest/read.py): trimming them
+again here cost a third of this pass. A column a Parquet delivery already holds in a type that
+fits (a timestamp for a date column, a number for the price, a boolean for the opt-out; see
+``native_fits``) stays in that type in ``raw`` and is taken as it is: formatting it as text
+only to parse it back cost half the read of a Parquet delivery.
 
 Unparseable values become NULL next to their raw text, so validation can tell
 "empty" from "unparseable" without ever showing the value.
@@ -25,6 +28,30 @@ from ingest.standard import (
 TEXT_LIMIT = 500  # characters kept of a free-text field (event_name, venue); more is cut, counted
 
 
+_TIMESTAMPS = frozenset({"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"})
+_INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                       "USMALLINT", "UINTEGER", "UBIGINT"})  # fmt: skip
+_NUMBERS = _INTEGERS | {"FLOAT", "DOUBLE"}
+NATIVE = {
+    "event_start": _TIMESTAMPS, "sold_at": _TIMESTAMPS, "birth_date": _TIMESTAMPS,
+    "starts_at": _TIMESTAMPS, "price": _NUMBERS, "capacity": _NUMBERS,
+    "research_opt_out": frozenset({"BOOLEAN"}),
+}  # fmt: skip
+
+
+def native_fits(column: str, duckdb_type: str) -> bool:
+    """Whether a delivery's column of this DuckDB type is taken as it is (not as text).
+
+    Timestamps and dates without a time zone for the date columns (a zone would need a rule
+    of its own: such columns go through text as before, where they are unparseable), numbers
+    for price and capacity, booleans for the research opt-out. Everything else is text.
+    """
+    kind = duckdb_type.upper()
+    if column in ("price", "capacity") and kind.startswith("DECIMAL"):
+        return True
+    return kind in NATIVE.get(column, ())
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -34,7 +61,7 @@ def _case_map(expr: str, mapping: dict[str, str], default: str) -> str:
     return f"(case when {expr} is null then null else (case lower({expr}) {whens} else {default} end) end)"
 
 
-def _timestamp(expr: str, first: str | None = None) -> str:
+def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str:
     """A date or datetime in one of the standard's formats, or an Excel serial day number.
 
     ``first`` is the format most values of the column have (see ``detect_date_formats``):
@@ -43,6 +70,8 @@ def _timestamp(expr: str, first: str | None = None) -> str:
     for the odd value; the result is the same as with the list alone, because no value
     matches two formats of the list.
     """
+    if native:  # a timestamp or date column: only an infinite value is unparseable
+        return f"(case when isfinite({expr}) then cast({expr} as timestamp) end)"
     formats = ", ".join(_lit(f) for f in DATE_FORMATS)
     serial = (
         rf"case when regexp_matches({expr}, '^\d{{5}}(\.\d+)?$') then timestamp '1899-12-30' "
@@ -80,8 +109,11 @@ def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw")
     return found
 
 
-def _decimal(expr: str) -> str:
-    """Decimal with either separator: 12,50 / 1.234,50 / 12.50 / 1,234.50 / EUR 12,50."""
+def _decimal(expr: str, native: bool = False) -> str:
+    """Decimal with either separator: 12,50 / 1.234,50 / 12.50 / 1,234.50 / EUR 12,50; a
+    number column as it is (as text, a price of 1.234 would read as one thousand)."""
+    if native:
+        return f"try_cast({expr} as decimal(12, 2))"
     e = f"regexp_replace({expr}, '[€\\s]|EUR', '', 'g')"
     return (
         "try_cast(case "
@@ -98,12 +130,25 @@ def _col(columns: list[str], name: str) -> str:
 
 
 def typed_tickets_sql(
-    columns: list[str], formats: dict[str, str] | None = None, table: str = "typed"
+    columns: list[str],
+    formats: dict[str, str] | None = None,
+    table: str = "typed",
+    native: frozenset[str] | set[str] = frozenset(),
 ) -> str:
+    """The typed table of a tickets delivery; ``native``: the columns of ``raw`` that are not
+    text (``native_fits``)."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
     f = formats or {}
+    n = set(native)
     bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
     bool_false = ", ".join(_lit(v) for v in FALSE_VALUES)
+    opt = c["research_opt_out"]
+    if "research_opt_out" in n:
+        opt_out, opt_out_unknown = f"coalesce({opt}, false)", "false"
+    else:
+        opt_out = f"coalesce(lower({opt}) in ({bool_true}), false)"
+        opt_out_unknown = f"{opt} is not null and lower({opt}) not in ({bool_true}, {bool_false})"
+    birth = _timestamp(c["birth_date"], f.get("birth_date"), "birth_date" in n)
     return f"""
     create or replace temp table {table} as
     select
@@ -111,11 +156,11 @@ def typed_tickets_sql(
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
         {c["event_id"]} as event_id,
-        {_timestamp(c["event_start"], f.get("event_start"))} as event_start,
+        {_timestamp(c["event_start"], f.get("event_start"), "event_start" in n)} as event_start,
         {c["event_start"]} is not null as event_start_given,
-        {_timestamp(c["sold_at"], f.get("sold_at"))} as sold_at,
+        {_timestamp(c["sold_at"], f.get("sold_at"), "sold_at" in n)} as sold_at,
         {c["sold_at"]} is not null as sold_at_given,
-        {_decimal(c["price"])} as price,
+        {_decimal(c["price"], "price" in n)} as price,
         {c["price"]} is not null as price_given,
         {_case_map(c["ticket_type"], TICKET_TYPES, "'other'")} as ticket_type,
         {c["ticket_type"]} is not null
@@ -133,22 +178,22 @@ def typed_tickets_sql(
         {c["last_name"]} as last_name,
         {c["postcode"]} as postcode,
         {c["country"]} as country,
-        cast({_timestamp(c["birth_date"], f.get("birth_date"))} as date) as birth_date,
-        {c["birth_date"]} is not null
-            and {_timestamp(c["birth_date"], f.get("birth_date"))} is null
-            as birth_date_unparseable,
+        cast({birth} as date) as birth_date,
+        {c["birth_date"]} is not null and {birth} is null as birth_date_unparseable,
         coalesce({_case_map(c["gender"], GENDERS, "'unknown'")}, 'unknown') as gender,
-        coalesce(lower({c["research_opt_out"]}) in ({bool_true}), false) as research_opt_out,
-        {c["research_opt_out"]} is not null
-            and lower({c["research_opt_out"]}) not in ({bool_true}, {bool_false})
-            as research_opt_out_unknown
+        {opt_out} as research_opt_out,
+        {opt_out_unknown} as research_opt_out_unknown
     from raw
     """
 
 
 def typed_events_sql(
-    columns: list[str], formats: dict[str, str] | None = None, table: str = "typed"
+    columns: list[str],
+    formats: dict[str, str] | None = None,
+    table: str = "typed",
+    native: frozenset[str] | set[str] = frozenset(),
 ) -> str:
+    """The typed table of an events delivery (``native`` as for ``typed_tickets_sql``)."""
     c = {name: _col(columns, name) for name in EVENT_COLUMNS}
     f = formats or {}
     return f"""
@@ -156,7 +201,7 @@ def typed_events_sql(
     select
         rowid + 1 as _row,
         {c["event_id"]} as event_id,
-        {_timestamp(c["starts_at"], f.get("starts_at"))} as starts_at,
+        {_timestamp(c["starts_at"], f.get("starts_at"), "starts_at" in native)} as starts_at,
         {c["starts_at"]} is not null as starts_at_given,
         {_case_map(c["discipline"], DISCIPLINE_ALIASES, "'overig'")} as discipline,
         {c["discipline"]} is not null as discipline_given,

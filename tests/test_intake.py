@@ -348,6 +348,70 @@ def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
     assert conn.execute("select count(*) from raw where ticket_id is null").fetchone()[0] == 1
 
 
+def test_a_typed_parquet_delivery_types_as_its_csv_would(tmp_path):
+    """Parquet columns whose type fits (timestamps, a date, numbers, a boolean) are taken as
+    they are, not formatted as text and parsed back; the typed table equals the one the same
+    values give as CSV text. Where they differ the typed column is right: a price of 1.234
+    as text reads as one thousand two hundred and thirty-four (a Dutch thousands
+    separator). An infinite timestamp is unparseable, and a time-zoned one stays text."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.read import DeliveryFile, read_delivery
+    from ingest.typed import detect_date_formats, typed_tickets_sql
+
+    when = [dt.datetime(2025, 3, 1, 20, 0), dt.datetime(2025, 3, 2, 14, 30, 15), None]
+    sold = [dt.datetime(2025, 2, 1, 9, 0), None, dt.datetime(2025, 1, 5, 11, 0)]
+    born = [dt.date(1980, 5, 6), None, dt.date(2001, 12, 31)]
+    columns = {
+        "ticket_id": pa.array(["T1", "T2", "T3"]), "order_id": pa.array(["O1", "O1", "O2"]),
+        "event_id": pa.array(["E1", "E2", "E2"]),
+        "event_start": pa.array(when, pa.timestamp("ms")), "sold_at": pa.array(sold, pa.timestamp("us")),
+        "price": pa.array([12.5, 0.0, None]), "birth_date": pa.array(born, pa.date32()),
+        "research_opt_out": pa.array([True, False, None]),
+        "postcode": pa.array([" 1011 AB", None, "9401ZW"]),
+    }  # fmt: skip
+    pq.write_table(pa.table(columns), tmp_path / "t.parquet")
+    text = ["ticket_id,order_id,event_id,event_start,sold_at,price,birth_date,research_opt_out,"
+            "postcode",
+            "T1,O1,E1,2025-03-01 20:00:00,2025-02-01 09:00:00,12.50,1980-05-06,true, 1011 AB",
+            "T2,O1,E2,2025-03-02 14:30:15,,0,,false,",
+            "T3,O2,E2,,2025-01-05 11:00:00,,2001-12-31,,9401ZW"]  # fmt: skip
+    (tmp_path / "t.csv").write_text("\n".join(text) + "\n")
+
+    def typed(name: str) -> tuple[frozenset, list]:
+        conn = duckdb.connect()
+        read = read_delivery(conn, DeliveryFile(tmp_path / name))
+        formats = detect_date_formats(conn, "tickets", [c for c in read.columns
+                                                         if c not in read.native])  # fmt: skip
+        conn.execute(typed_tickets_sql(read.columns, formats, "typed", read.native))
+        return read.native, conn.execute("select * from typed order by _row").fetchall()
+
+    native, from_parquet = typed("t.parquet")
+    assert native == {"event_start", "sold_at", "price", "birth_date", "research_opt_out"}
+    assert typed("t.csv") == (frozenset(), from_parquet)
+    assert from_parquet[0][4] == dt.datetime(2025, 3, 1, 20, 0)  # event_start, typed
+
+    odd = {
+        "ticket_id": pa.array(["T1", "T2"]), "order_id": pa.array(["O1", "O1"]),
+        "event_id": pa.array(["E1", "E1"]), "price": pa.array([1.234, 7.0]),
+        "sold_at": pa.array([dt.datetime(2025, 2, 1, 9)] * 2, pa.timestamp("us", tz="UTC")),
+    }  # fmt: skip
+    pq.write_table(pa.table(odd), tmp_path / "odd.parquet")
+    conn = duckdb.connect()
+    conn.execute(f"copy (select 'T3' as ticket_id, 'O1' as order_id, 'E1' as event_id, "
+                 f"timestamp 'infinity' as event_start) to '{tmp_path / 'inf.parquet'}' "
+                 "(format parquet)")  # fmt: skip
+    native, rows = typed("odd.parquet")
+    assert native == {"price"}  # the zoned timestamp is read as text
+    assert [(r[1], float(r[8])) for r in rows] == [("T1", 1.23), ("T2", 7.0)]
+    assert [r[6] for r in rows] == [None, None]  # sold_at: a zone is unparseable, as before
+    native, [row] = typed("inf.parquet")
+    assert native == {"event_start"} and row[4] is None and row[5]  # given, unparseable
+
+
 def test_great_expectations_keeps_its_info_lines_to_itself(caplog):
     """A GE context logs a temporary docs folder at INFO each time; the console of a run and
     Dagster's logs show GE's warnings and errors only."""
