@@ -31,7 +31,7 @@ TEXT_LIMIT = 500  # characters kept of a free-text field (event_name, venue); mo
 _TIMESTAMPS = frozenset({"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"})
 _INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
                        "USMALLINT", "UINTEGER", "UBIGINT"})  # fmt: skip
-_NUMBERS = _INTEGERS | {"FLOAT", "DOUBLE"}
+_NUMBERS = _INTEGERS | {"FLOAT", "DOUBLE", "DECIMAL"}
 NATIVE = {
     "event_start": _TIMESTAMPS, "sold_at": _TIMESTAMPS, "birth_date": _TIMESTAMPS,
     "starts_at": _TIMESTAMPS, "price": _NUMBERS, "capacity": _NUMBERS,
@@ -46,10 +46,7 @@ def native_fits(column: str, duckdb_type: str) -> bool:
     of its own: such columns go through text as before, where they are unparseable), numbers
     for price and capacity, booleans for the research opt-out. Everything else is text.
     """
-    kind = duckdb_type.upper()
-    if column in ("price", "capacity") and kind.startswith("DECIMAL"):
-        return True
-    return kind in NATIVE.get(column, ())
+    return duckdb_type.upper().split("(")[0] in NATIVE.get(column, ())  # DECIMAL(p, s): DECIMAL
 
 
 def _lit(text: str) -> str:
@@ -139,16 +136,15 @@ def typed_tickets_sql(
     text (``native_fits``)."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
     f = formats or {}
-    n = set(native)
     bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
     bool_false = ", ".join(_lit(v) for v in FALSE_VALUES)
     opt = c["research_opt_out"]
-    if "research_opt_out" in n:
+    if "research_opt_out" in native:
         opt_out, opt_out_unknown = f"coalesce({opt}, false)", "false"
     else:
         opt_out = f"coalesce(lower({opt}) in ({bool_true}), false)"
         opt_out_unknown = f"{opt} is not null and lower({opt}) not in ({bool_true}, {bool_false})"
-    birth = _timestamp(c["birth_date"], f.get("birth_date"), "birth_date" in n)
+    birth = _timestamp(c["birth_date"], f.get("birth_date"), "birth_date" in native)
     return f"""
     create or replace temp table {table} as
     select
@@ -156,11 +152,11 @@ def typed_tickets_sql(
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
         {c["event_id"]} as event_id,
-        {_timestamp(c["event_start"], f.get("event_start"), "event_start" in n)} as event_start,
+        {_timestamp(c["event_start"], f.get("event_start"), "event_start" in native)} as event_start,
         {c["event_start"]} is not null as event_start_given,
-        {_timestamp(c["sold_at"], f.get("sold_at"), "sold_at" in n)} as sold_at,
+        {_timestamp(c["sold_at"], f.get("sold_at"), "sold_at" in native)} as sold_at,
         {c["sold_at"]} is not null as sold_at_given,
-        {_decimal(c["price"], "price" in n)} as price,
+        {_decimal(c["price"], "price" in native)} as price,
         {c["price"]} is not null as price_given,
         {_case_map(c["ticket_type"], TICKET_TYPES, "'other'")} as ticket_type,
         {c["ticket_type"]} is not null
