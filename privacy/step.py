@@ -204,10 +204,8 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             """
         ).fetchall():
             soft[delivery_id] = {"email_unparseable": bad_emails, "phone_unparseable": bad_phones}
-        # the deliveries with their pseudonyms joined in and identifiers left out (in memory)
-        conn.execute(
-            f"""
-            create or replace temp table keyed as
+        # the deliveries with their pseudonyms joined in and identifiers left out
+        keyed = f"""
             select
                 d.institution_code, d.delivery_id, d._seq,
                 d.ticket_id, d.order_id, d.event_id, d.event_start, d.sold_at, d.price,
@@ -229,51 +227,90 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             left join map_customer mc on mc.institution_code = d.institution_code
                 and mc.raw = d.customer_id
             left join map_postcode mpc on mpc.raw = d.postcode
-            """
-        )
+        """
         # a ticket delivered twice within the group: the later delivery's row wins (rare, so
         # checked first rather than paid for with a window over every row)
         [(twice,)] = conn.execute(
-            "select count(*) - count(distinct (institution_code, ticket_id)) from keyed"
+            "select count(*) - count(distinct (institution_code, ticket_id)) from d"
         ).fetchall()
-        if twice:
+        general = twice or _touches_suppression_list(conn)
+        if general:
+            # the keyed rows in memory: the suppression list and the later-row rule read them
+            conn.execute(f"create or replace temp table keyed as {keyed}")
+            if twice:
+                conn.execute(
+                    "delete from keyed as k where exists (select 1 from keyed as later "
+                    "where later.institution_code = k.institution_code "
+                    "and later.ticket_id = k.ticket_id and later._seq > k._seq)"
+                )
+            source = "keyed"
+        else:
+            # nearly every group: no one on the suppression list, no ticket twice. The join
+            # streams straight into the insert (the same rows, no in-memory copy of them)
             conn.execute(
-                "delete from keyed as k where exists (select 1 from keyed as later "
-                "where later.institution_code = k.institution_code "
-                "and later.ticket_id = k.ticket_id and later._seq > k._seq)"
+                "create or replace temp view keyed_erased as select *, "
+                f"false as erased, false as account_erased from ({keyed})"
             )
+            source = "d"
+        conn.execute(
+            f"delete from wh.pseudo.tickets t where exists (select 1 from {source} k "
+            "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
+        )
+        if general:
+            _keep_erased_persons_out(conn)
+        conn.execute(
+            """
+            insert into wh.pseudo.tickets
+            select
+                institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
+                ticket_type, channel, status,
+                case when not erased then sector_pseudonym end,
+                case when not erased and not account_erased then customer_pseudonym end,
+                case when not erased then pc4 end,
+                case when not erased then country end,
+                case when not erased then birth_year end,
+                case when erased then 'unknown' else gender end,
+                research_opt_out,
+                ?, delivery_id, now()
+            from keyed_erased
+            """,
+            [keyring.key_id],
+        )
     finally:
         for name in MAPS:
             with contextlib.suppress(duckdb.Error):  # never mask the error that failed
                 conn.execute(f"drop table if exists {name}")
-    conn.execute(
-        "delete from wh.pseudo.tickets t where exists (select 1 from keyed k "
-        "where k.institution_code = t.institution_code and k.ticket_id = t.ticket_id)"
-    )
-    _keep_erased_persons_out(conn)
-    conn.execute(
-        """
-        insert into wh.pseudo.tickets
-        select
-            institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
-            ticket_type, channel, status,
-            case when not erased then sector_pseudonym end,
-            case when not erased and not account_erased then customer_pseudonym end,
-            case when not erased then pc4 end,
-            case when not erased then country end,
-            case when not erased then birth_year end,
-            case when erased then 'unknown' else gender end,
-            research_opt_out,
-            ?, delivery_id, now()
-        from keyed_erased
-        """,
-        [keyring.key_id],
-    )
+    if not general:
+        return soft
     for delivery_id, erased_rows in conn.execute(
         "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
     ).fetchall():
         soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
     return soft
+
+
+def _touches_suppression_list(conn) -> bool:
+    """Whether any pseudonym of the group (its maps) is on the suppression list (meta.erased).
+
+    If none is, no row of the group can belong to an erased person or carry an erased
+    account: every row's pseudonyms come from these maps.
+    """
+    [(found,)] = conn.execute(
+        """
+        select count(*) from (
+            select pseudonym from map_email union all select pseudonym from map_phone
+            union all select pseudonym from map_fallback
+        ) s
+        where pseudonym in (select pseudonym from wh.meta.erased where kind = 'sector')
+        """
+    ).fetchall()
+    if found:
+        return True
+    [(found,)] = conn.execute(
+        "select count(*) from map_customer where pseudonym in "
+        "(select pseudonym from wh.meta.erased where kind = 'customer')"
+    ).fetchall()
+    return bool(found)
 
 
 def _keep_erased_persons_out(conn) -> int:

@@ -307,6 +307,54 @@ def test_a_ticket_delivered_twice_in_one_night_keeps_the_later_row(home):
     assert loaded == [("a_sales.csv", 4), ("b_correction.csv", 2), ("c_other_member.csv", 1)]
 
 
+def test_a_streamed_insert_writes_what_the_general_path_writes(home, monkeypatch):
+    """Most groups go into the warehouse as their join streams (no one of the group on the
+    suppression list, no ticket twice; privacy/step.py). The general path keeps the keyed rows
+    in memory first: from the same quarantine both must write the same rows and ledger."""
+    import shutil
+
+    import privacy.step as step
+    from publieksdata.synthetic import generate_sector
+
+    generate_sector(home.root, institutions=3, persons=300, years=1, seed=3)
+    take_deliveries(home)
+    saved = home.root.parent / "saved"
+    shutil.copytree(home.quarantine, saved / "quarantine")
+    shutil.copy2(home.warehouse, saved / "warehouse.duckdb")
+    touched = step._touches_suppression_list
+
+    def result(general: bool):
+        seen = []
+
+        def spy(conn):
+            seen.append(touched(conn))
+            return general or seen[-1]
+
+        monkeypatch.setattr(step, "_touches_suppression_list", spy)
+        pseudonymise_pending(home)
+        assert seen and not any(seen)  # nobody erased: the choice was the monkeypatch's
+        conn = duckdb.connect(str(home.warehouse), read_only=True)
+        try:
+            return conn.execute(
+                "select * exclude (loaded_at) from pseudo.tickets order by all"
+            ).fetchall(), conn.execute(
+                "select delivery_id, status, rows_loaded, soft_problems from intake.deliveries "
+                "order by all"
+            ).fetchall()
+        finally:
+            conn.close()
+
+    streamed = result(general=False)
+    shutil.rmtree(home.quarantine)
+    shutil.copytree(saved / "quarantine", home.quarantine)
+    shutil.copy2(saved / "warehouse.duckdb", home.warehouse)
+    general = result(general=True)
+    tickets, deliveries = streamed
+    assert len(tickets) > 300 and {d[1] for d in deliveries} == {"accepted"}
+    assert [t for t in tickets if t[10] is None and not t[16]]  # rows without a person too
+    assert streamed == general
+
+
 def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
     """Every kind of cell calamine hands over, blank rows skipped with the order kept; a cell
     beyond the header (calamine pads every row to the sheet's width) is a column without a
