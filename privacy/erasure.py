@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("email", "phone", "customer_id")
 
-_ERASED_SECTOR = "(select pseudonym from wh.meta.erased where kind = 'sector')"
-_ERASED_CUSTOMER = "(select pseudonym from wh.meta.erased where kind = 'customer')"
+ERASED_SECTOR = "(select pseudonym from wh.meta.erased where kind = 'sector')"
+ERASED_CUSTOMER = "(select pseudonym from wh.meta.erased where kind = 'customer')"
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,13 @@ def unlink_erased(conn) -> int:
             sector_pseudonym = null, customer_pseudonym = null,
             pc4 = null, birth_year = null, gender = 'unknown', country = null,
             loaded_at = now()  -- the row changed: its institution is rebuilt (incremental dbt)
-        where sector_pseudonym in {_ERASED_SECTOR}
-           or (sector_pseudonym is null and customer_pseudonym in {_ERASED_CUSTOMER})
+        where sector_pseudonym in {ERASED_SECTOR}
+           or (sector_pseudonym is null and customer_pseudonym in {ERASED_CUSTOMER})
         """
     ).fetchone()[0]
     account_rows = conn.execute(
         f"update wh.pseudo.tickets set customer_pseudonym = null, loaded_at = now() "
-        f"where customer_pseudonym in {_ERASED_CUSTOMER}"
+        f"where customer_pseudonym in {ERASED_CUSTOMER}"
     ).fetchone()[0]
     # the record keys of erased pseudonyms go too (the perturbation keys of docs/metrics.md)
     conn.execute(

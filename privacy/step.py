@@ -24,7 +24,12 @@ from ingest import ledger
 from ingest.intake import _sql_path, canonical_path
 from ingest.sealed import sealed_url
 from privacy import keyed_sql
-from privacy.erasure import add_to_suppression_list, unlink_erased
+from privacy.erasure import (
+    ERASED_CUSTOMER,
+    ERASED_SECTOR,
+    add_to_suppression_list,
+    unlink_erased,
+)
 from privacy.keyring import Keyring, open_keyring
 from privacy.normalise import (
     fallback_identity,
@@ -280,12 +285,11 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
         for name in MAPS:
             with contextlib.suppress(duckdb.Error):  # never mask the error that failed
                 conn.execute(f"drop table if exists {name}")
-    if not general:
-        return soft
-    for delivery_id, erased_rows in conn.execute(
-        "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
-    ).fetchall():
-        soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
+    if general:  # on the streamed path no row is erased
+        for delivery_id, erased_rows in conn.execute(
+            "select delivery_id, count(*) filter (where erased) from keyed_erased group by 1"
+        ).fetchall():
+            soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
     return soft
 
 
@@ -296,21 +300,15 @@ def _touches_suppression_list(conn) -> bool:
     account: every row's pseudonyms come from these maps.
     """
     [(found,)] = conn.execute(
-        """
-        select count(*) from (
-            select pseudonym from map_email union all select pseudonym from map_phone
-            union all select pseudonym from map_fallback
-        ) s
-        where pseudonym in (select pseudonym from wh.meta.erased where kind = 'sector')
+        f"""
+        select exists (
+            select 1 from (select pseudonym from map_email union all select pseudonym
+                           from map_phone union all select pseudonym from map_fallback)
+            where pseudonym in {ERASED_SECTOR}
+        ) or exists (select 1 from map_customer where pseudonym in {ERASED_CUSTOMER})
         """
     ).fetchall()
-    if found:
-        return True
-    [(found,)] = conn.execute(
-        "select count(*) from map_customer where pseudonym in "
-        "(select pseudonym from wh.meta.erased where kind = 'customer')"
-    ).fetchall()
-    return bool(found)
+    return found
 
 
 def _keep_erased_persons_out(conn) -> int:
@@ -326,13 +324,13 @@ def _keep_erased_persons_out(conn) -> int:
         r[0]
         for r in conn.execute(
             "select distinct customer_pseudonym from keyed where customer_pseudonym is not null "
-            "and sector_pseudonym in (select pseudonym from wh.meta.erased where kind = 'sector')"
+            f"and sector_pseudonym in {ERASED_SECTOR}"
         ).fetchall()
     }
     if add_to_suppression_list(conn, "customer", accounts):
         unlink_erased(conn)
     conn.execute(
-        """
+        f"""
         create or replace temp view keyed_erased as
         select
             keyed.*,
@@ -342,9 +340,9 @@ def _keep_erased_persons_out(conn) -> int:
             ) as erased,
             ec.pseudonym is not null as account_erased
         from keyed
-        left join (select pseudonym from wh.meta.erased where kind = 'sector') es
+        left join {ERASED_SECTOR} es
             on es.pseudonym = keyed.sector_pseudonym
-        left join (select pseudonym from wh.meta.erased where kind = 'customer') ec
+        left join {ERASED_CUSTOMER} ec
             on ec.pseudonym = keyed.customer_pseudonym
         """
     )
