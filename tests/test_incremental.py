@@ -6,12 +6,11 @@ import duckdb
 import pytest
 from conftest import built_small_sector, deliver
 
+from exports.release import current_release
 from publieksdata.pipeline import run_job
 
 INCREMENTAL = [
     "intermediate.int_customer_links",
-    "intermediate.int_visits",
-    "intermediate.int_person_first_visits",
     "intermediate.int_person_institution_years",
     "intermediate.int_institution_year_person_counts",
     "intermediate.int_person_areas",
@@ -78,13 +77,42 @@ def corrections(home, institution: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+RETIRED = {
+    ("intermediate", "int_visits", "BASE TABLE"),
+    ("staging", "stg_retired", "VIEW"),
+    ("published", "retired_cells", "BASE TABLE"),
+}
+
+
+def retire_models(home) -> None:
+    """What an upgrade leaves behind: tables and a view of models the project no longer has
+    (int_visits became a step of int_person_institution_years), one of them in the schema that
+    every release exports."""
+    with duckdb.connect(str(home.warehouse)) as conn:
+        conn.execute(
+            "create table intermediate.int_visits as "
+            "select institution_code, person_key from intermediate.int_person_institution_years"
+        )
+        conn.execute("create view staging.stg_retired as select 1 as x")
+        conn.execute("create table published.retired_cells as select 'x' as institution_code")
+
+
+def relations(path, schemas=("staging", "intermediate", "marts", "published")) -> set:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return set(conn.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            f"where table_schema in {tuple(schemas)}"
+        ).fetchall())  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     home = built_small_sector(tmp_path_factory.mktemp("incremental") / "home", mp, b"\x0d", 8)
     first = versions(home)
-    changed = sorted(first["intermediate.int_visits"])[0]
+    changed = sorted(first["intermediate.int_person_institution_years"])[0]
     deliver(home, changed, "nightly.csv", corrections(home, changed))
+    retire_models(home)
     # the next night: another run date (2026 still open), which dbt reads when it runs, so it
     # keeps its saved parse of the project (tests/test_dbt_run_date.py)
     mp.setenv("PUBLIEKSDATA_AS_OF_DATE", "2026-06-02")
@@ -104,6 +132,20 @@ def test_a_nightly_build_recomputes_only_the_changed_institution(nightly):
         assert after[table][changed] > before[table][changed], table
         others = {c: v for c, v in after[table].items() if c != changed}
         assert others == {c: v for c, v in before[table].items() if c != changed}, table
+
+
+def test_a_build_drops_the_tables_of_retired_models(nightly):
+    """A build leaves no table of a model that is gone: such a table would keep person keys
+    that erasure and key rotation no longer reach, and one in "published" would be released."""
+    home = nightly[0]
+    left = relations(home.warehouse)
+    assert not RETIRED & left
+    # the models are all still there, and dbt's own schema keeps its run-date table
+    assert ("intermediate", "int_person_institution_years", "BASE TABLE") in left
+    assert ("published", "benchmark", "BASE TABLE") in left
+    assert ("main", "dbt_run_date", "BASE TABLE") in relations(home.warehouse, ("main", "x"))
+    released = relations(current_release(home) / "marts.duckdb", ("published", "main", "x"))
+    assert released and not any(name == "retired_cells" for _, name, _ in released)
 
 
 def test_a_new_run_date_keeps_dbts_saved_parse(nightly):

@@ -4,14 +4,43 @@
 -- person's record key (null while the privacy step has not keyed the person yet; the pre-hook
 -- then recomputes the institution at the next build), stored here so that the models counting
 -- perturbed cells do not join the record keys again, each of them, every night.
-with visits as (
-    select * from {{ ref('int_visits') }}
-    where {{ only_changed_institutions() }}
+-- Visits and first visits are steps of this model, not tables of their own: each was a
+-- person-level copy of the tickets, written and read back at every build (docs/performance.md,
+-- twelfth round).
+with tickets as (
+    select
+        institution_code,
+        person_key,
+        has_sector_key,
+        event_id,
+        cast(extract(year from event_start) as integer) as year,
+        event_start,
+        price,
+        birth_year,
+        pc4,
+        institution_version
+    from {{ ref('int_tickets_resolved') }}
+    where person_key is not null
+      and {{ only_changed_institutions() }}
 ),
 
-first_visits as (
-    select * from {{ ref('int_person_first_visits') }}
-    where {{ only_changed_institutions() }}
+-- a visit (bezoek): a person at an event. Visits count distinct events, so two tickets for
+-- one performance are one visit. Anonymous tickets are not visits.
+visits as (
+    select
+        institution_code,
+        person_key,
+        has_sector_key,
+        event_id,
+        year,
+        min(event_start) as event_start,
+        count(*) as tickets,
+        sum(price) as spend,
+        max(birth_year) as birth_year,
+        max(pc4) as pc4,
+        max(institution_version) as institution_version
+    from tickets
+    group by institution_code, person_key, has_sector_key, event_id, year
 ),
 
 record_keys as (
@@ -36,6 +65,14 @@ person_years as (
     group by institution_code, year, person_key, has_sector_key
 ),
 
+-- the person's first year at the institution over all delivered history: decides who is new
+first_years as (
+    select
+        *,
+        min(year) over (partition by institution_code, person_key) as first_year
+    from person_years
+),
+
 final as (
     select
         person_years.institution_code,
@@ -49,18 +86,15 @@ final as (
         person_years.last_visit_at,
         person_years.birth_year,
         person_years.pc4,
-        first_visits.first_year,
-        first_visits.first_year = person_years.year as is_new,
+        person_years.first_year,
+        person_years.first_year = person_years.year as is_new,
         -- age at the first visit of the year, from the birth year only (docs/decisions.md)
         person_years.year - person_years.birth_year as age_at_first_visit,
         {{ age_band('person_years.year - person_years.birth_year') }} as age_band,
         person_years.institution_version,
         -- last, as an upgrade from the model without it adds it (macros/incremental.sql)
         record_keys.record_key
-    from person_years
-    inner join first_visits
-        on person_years.institution_code = first_visits.institution_code
-        and person_years.person_key = first_visits.person_key
+    from first_years as person_years
     left join record_keys on person_years.person_key = record_keys.person_key
 )
 
