@@ -18,7 +18,9 @@ links as (
     select
         tickets.institution_code,
         tickets.customer_pseudonym,
-        min_by(sector_pseudonym, {{ dbt.concat(["cast(sold_at as varchar)", "'|'", "ticket_id"]) }})
+        -- the earliest sale, ties by ticket id: ordered as a (time, text) pair. The text
+        -- "sold_at|ticket_id" put 10:00:00.5 before 10:00:00 ('.' sorts before '|').
+        min_by(sector_pseudonym, struct_pack(sold_at := sold_at, ticket_id := ticket_id))
             as linked_sector_pseudonym
     from tickets
     where customer_pseudonym is not null
