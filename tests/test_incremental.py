@@ -81,6 +81,8 @@ RETIRED = {
     ("intermediate", "int_visits", "BASE TABLE"),
     ("staging", "stg_retired", "VIEW"),
     ("published", "retired_cells", "BASE TABLE"),
+    # a name that would end the drop statement if its quote were not doubled
+    ("staging", 'x"; drop table pseudo.events; --', "BASE TABLE"),
 }
 
 
@@ -95,6 +97,7 @@ def retire_models(home) -> None:
         )
         conn.execute("create view staging.stg_retired as select 1 as x")
         conn.execute("create table published.retired_cells as select 'x' as institution_code")
+        conn.execute('create table staging."x""; drop table pseudo.events; --" as select 1 as x')
 
 
 def relations(path, schemas=("staging", "intermediate", "marts", "published")) -> set:
@@ -144,6 +147,8 @@ def test_a_build_drops_the_tables_of_retired_models(nightly):
     assert ("intermediate", "int_person_institution_years", "BASE TABLE") in left
     assert ("published", "benchmark", "BASE TABLE") in left
     assert ("main", "dbt_run_date", "BASE TABLE") in relations(home.warehouse, ("main", "x"))
+    # the source schemas are never touched
+    assert ("pseudo", "events", "BASE TABLE") in relations(home.warehouse, ("pseudo", "x"))
     released = relations(current_release(home) / "marts.duckdb", ("published", "main", "x"))
     assert released and not any(name == "retired_cells" for _, name, _ in released)
 

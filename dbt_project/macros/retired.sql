@@ -5,15 +5,21 @@
     the models, not stray tables), and a stray table in schema "published" would go into the
     next release. So every build first drops, in the schemas this project's models live in,
     each table or view that is not one of its models or seeds. dbt's own default schema (the
-    run-date table) is left alone. -#}
+    run-date table) and any schema that holds a source (pseudo, reference, ...) are left alone,
+    even if a model were ever put there. Names are quoted with their quotes doubled: a table
+    named with a '"' is dropped like any other, and its name cannot end the statement. -#}
 {% macro drop_retired_relations() -%}
     {%- if execute -%}
         {%- set current = [] -%}
         {%- set schemas = [] -%}
+        {%- set kept = [target.schema | lower] -%}
+        {%- for source in graph.sources.values() -%}
+            {%- do kept.append(source.schema | lower) -%}
+        {%- endfor -%}
         {%- for node in graph.nodes.values() if node.resource_type in ['model', 'seed', 'snapshot'] -%}
             {%- set schema = node.schema | lower -%}
             {%- do current.append(schema ~ '.' ~ ((node.alias or node.name) | lower)) -%}
-            {%- if schema != target.schema | lower and schema not in schemas -%}
+            {%- if schema not in kept and schema not in schemas -%}
                 {%- do schemas.append(schema) -%}
             {%- endif -%}
         {%- endfor -%}
@@ -27,10 +33,15 @@
             {%- if schema in schemas and (schema ~ '.' ~ (row[1] | lower)) not in current -%}
                 {%- do log('dropping ' ~ row[2] ~ ' ' ~ row[0] ~ '.' ~ row[1]
                            ~ ': no model of this project builds it', info=true) -%}
-                {%- do run_query('drop ' ~ row[2] ~ ' if exists ' ~ adapter.quote(row[0])
-                                 ~ '.' ~ adapter.quote(row[1])) -%}
+                {%- do run_query('drop ' ~ row[2] ~ ' if exists ' ~ quoted_name(row[0])
+                                 ~ '.' ~ quoted_name(row[1])) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     select 1
+{%- endmacro %}
+
+{#- An identifier quoted for DuckDB, its own double quotes doubled (adapter.quote does not). -#}
+{% macro quoted_name(name) -%}
+    "{{ name | replace('"', '""') }}"
 {%- endmacro %}

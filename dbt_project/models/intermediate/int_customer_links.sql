@@ -14,18 +14,28 @@ versions as (
     select * from {{ ref('int_institution_versions') }}
 ),
 
-links as (
+-- the earliest sale first, then the lowest ticket id among sales of that time: two plain
+-- min_by steps. A text key "sold_at|ticket_id" put 10:00:00.5 before 10:00:00 ('.' sorts
+-- before '|'); a struct key is DuckDB-only (tests/test_dbt_portability.py).
+sales as (
     select
         tickets.institution_code,
         tickets.customer_pseudonym,
-        -- the earliest sale, ties by ticket id: ordered as a (time, text) pair. The text
-        -- "sold_at|ticket_id" put 10:00:00.5 before 10:00:00 ('.' sorts before '|').
-        min_by(sector_pseudonym, struct_pack(sold_at := sold_at, ticket_id := ticket_id))
-            as linked_sector_pseudonym
+        tickets.sold_at,
+        min_by(tickets.sector_pseudonym, tickets.ticket_id) as sector_pseudonym
     from tickets
-    where customer_pseudonym is not null
-      and sector_pseudonym is not null
-    group by tickets.institution_code, tickets.customer_pseudonym
+    where tickets.customer_pseudonym is not null
+      and tickets.sector_pseudonym is not null
+    group by tickets.institution_code, tickets.customer_pseudonym, tickets.sold_at
+),
+
+links as (
+    select
+        sales.institution_code,
+        sales.customer_pseudonym,
+        min_by(sales.sector_pseudonym, sales.sold_at) as linked_sector_pseudonym
+    from sales
+    group by sales.institution_code, sales.customer_pseudonym
 )
 
 select
