@@ -117,8 +117,9 @@ def _ge_batch_definition_and_suite(kind: str, today: date):
 
 def _ymd(column: str) -> str:
     """A timestamp as the integer yyyymmdd (bigint: GE's pandas engine compares int64 and
-    float64 columns vectorised, any other dtype value by value in Python)."""
-    return f"cast(strftime({column}, '%Y%m%d') as bigint) as {column}"
+    float64 columns vectorised, any other dtype value by value in Python). Arithmetic, not
+    strftime and a cast: 0.06 s against 0.49 s per 10M values on one core."""
+    return f"year({column}) * 10000 + month({column}) * 100 + day({column}) as {column}"
 
 
 def _given(column: str) -> str:

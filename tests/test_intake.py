@@ -479,3 +479,29 @@ def test_great_expectations_keeps_its_info_lines_to_itself(caplog):
         assert validate.run_expectations(conn, "tickets", ["t"], date(2025, 6, 1)) == [[]]
     assert not [r for r in caplog.records if r.name.startswith("great_expectations")
                 and r.levelno < logging.WARNING]  # fmt: skip
+
+
+def test_great_expectations_sees_event_dates_to_the_day():
+    """The event-date rule's bounds hold to the day: 1 January 1990 is accepted, 31 December
+    1989 is not, and the last day of the horizon three years on is accepted, the next one not
+    (GE compares yyyymmdd integers computed in DuckDB)."""
+    from datetime import date
+
+    from ingest.validate import run_expectations
+
+    conn = duckdb.connect()
+    conn.execute(
+        "create table typed_1 as select * from (values "
+        "(1, 'T1', 'O1', 'E1', timestamp '1990-01-01 00:00:00', timestamp '1989-12-01 10:00:00'),"
+        "(2, 'T2', 'O1', 'E1', timestamp '1989-12-31 23:59:59', timestamp '1989-12-01 10:00:00'),"
+        "(3, 'T3', 'O1', 'E1', timestamp '2029-06-15 20:00:00', timestamp '2028-06-01 10:00:00'),"
+        "(4, 'T4', 'O1', 'E1', timestamp '2029-06-16 00:00:00', timestamp '2028-06-01 10:00:00')"
+        ") as t(_row, ticket_id, order_id, event_id, event_start, sold_at)"
+    )
+    conn.execute(
+        "alter table typed_1 add column price decimal(12, 2) default 10;"
+        "alter table typed_1 add column status varchar default 'sold'"
+    )
+    [problems] = run_expectations(conn, "tickets", ["typed_1"], date(2026, 6, 15))
+    found = {(p.rule, p.column): sorted(p.rows) for p in problems}
+    assert found == {("event_start_range", "event_start"): [2, 4]}
