@@ -491,16 +491,12 @@ def test_great_expectations_sees_event_dates_to_the_day():
 
     conn = duckdb.connect()
     conn.execute(
-        "create table typed_1 as select * from (values "
+        "create table typed_1 as select *, 10.0 as price, 'sold' as status from (values "
         "(1, 'T1', 'O1', 'E1', timestamp '1990-01-01 00:00:00', timestamp '1989-12-01 10:00:00'),"
         "(2, 'T2', 'O1', 'E1', timestamp '1989-12-31 23:59:59', timestamp '1989-12-01 10:00:00'),"
         "(3, 'T3', 'O1', 'E1', timestamp '2029-06-15 20:00:00', timestamp '2028-06-01 10:00:00'),"
         "(4, 'T4', 'O1', 'E1', timestamp '2029-06-16 00:00:00', timestamp '2028-06-01 10:00:00')"
         ") as t(_row, ticket_id, order_id, event_id, event_start, sold_at)"
-    )
-    conn.execute(
-        "alter table typed_1 add column price decimal(12, 2) default 10;"
-        "alter table typed_1 add column status varchar default 'sold'"
     )
     [problems] = run_expectations(conn, "tickets", ["typed_1"], date(2026, 6, 15))
     found = {(p.rule, p.column): sorted(p.rows) for p in problems}

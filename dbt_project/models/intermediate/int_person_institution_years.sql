@@ -60,17 +60,12 @@ person_years as (
         max(event_start) as last_visit_at,
         max(birth_year) as birth_year,
         max(pc4) as pc4,
-        max(institution_version) as institution_version
+        max(institution_version) as institution_version,
+        -- the person's first year at the institution over all delivered history: decides
+        -- who is new
+        min(year) over (partition by institution_code, person_key) as first_year
     from visits
     group by institution_code, year, person_key, has_sector_key
-),
-
--- the person's first year at the institution over all delivered history: decides who is new
-first_years as (
-    select
-        *,
-        min(year) over (partition by institution_code, person_key) as first_year
-    from person_years
 ),
 
 final as (
@@ -94,7 +89,7 @@ final as (
         person_years.institution_version,
         -- last, as an upgrade from the model without it adds it (macros/incremental.sql)
         record_keys.record_key
-    from first_years as person_years
+    from person_years
     left join record_keys on person_years.person_key = record_keys.person_key
 )
 
