@@ -6,8 +6,10 @@ For each size: generate a sector (vectorised generator), measure the floor (Duck
 every delivery once), run the whole job in-process (the `sector_refresh` job, as
 `publieksdata run`), then add a nightly delivery of 1% new rows and run the job again.
 Reports per stage (generate, intake+validation, pseudonymisation, reference, dbt models,
-dbt tests, publication) the wall time and the peak RSS of the process tree (dbt runs in a
-child process), the floor, and the ratios job/floor and nightly/full. Figures go into
+dbt tests, publication) the wall time, the peak RSS and the CPU seconds of the process tree
+(dbt runs in a child process), the cores that makes on average, the CPU time the hypervisor
+stole from the machine meanwhile (a disturbed hour shows there), the floor with its own CPU
+seconds, and the ratios job/floor and nightly/full. Figures go into
 docs/performance.md; the test suite asserts no timings.
 """
 
@@ -29,36 +31,75 @@ sys.path.insert(0, str(REPO))
 ROWS_PER_PERSON = 7.4  # what the generator yields on average over 3 years
 
 
-def _tree_rss_kib(pid: int) -> int:
-    total = 0
-    stack = [pid]
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, stack = [], [pid]
     while stack:
         p = stack.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    kids = [int(c) for c in fh.read().split()]
+                    out += kids
+                    stack += kids
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total = 0
+    for p in [pid, *_descendants(pid)]:
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as fh:
-                    stack += [int(c) for c in fh.read().split()]
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process, its finished children (dbt runs as one) and
+    its live descendants."""
+    own = os.times()
+    total = own.user + own.system + own.children_user + own.children_system
+    for p in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+def steal_seconds() -> float:
+    """Machine-wide CPU time stolen by the hypervisor (/proc/stat): how disturbed an hour was."""
+    with open("/proc/stat") as fh:
+        fields = fh.readline().split()
+    return int(fields[8]) / _TICK if len(fields) > 8 else 0.0
+
+
 class RssSampler(threading.Thread):
-    """Samples the RSS of this process and its children every 0.2 s."""
+    """Samples, every 0.2 s, the RSS of this process and its children, their CPU seconds, and
+    the machine's stolen CPU time."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.samples: list[tuple[float, int]] = []
+        self.cpu: list[tuple[float, float, float]] = []  # (time, tree CPU s, machine steal s)
         self._halt = threading.Event()
 
     def run(self):
         pid = os.getpid()
         while not self._halt.is_set():
-            self.samples.append((time.time(), _tree_rss_kib(pid)))
+            now = time.time()
+            self.samples.append((now, _tree_rss_kib(pid)))
+            self.cpu.append((now, tree_cpu_seconds(), steal_seconds()))
             time.sleep(0.2)
 
     def stop(self):
@@ -68,6 +109,21 @@ class RssSampler(threading.Thread):
     def peak_mb(self, start: float, end: float) -> float:
         window = [kib for t, kib in self.samples if start - 0.2 <= t <= end + 0.2]
         return round(max(window, default=0) / 1024, 1)
+
+    def cpu_between(self, start: float, end: float) -> dict:
+        """CPU seconds of the process tree, the cores that makes on average, and the machine's
+        stolen seconds, between two moments (the nearest samples, 0.2 s apart)."""
+
+        def at(moment: float) -> tuple[float, float, float]:
+            return min(self.cpu, key=lambda sample: abs(sample[0] - moment))
+
+        (t0, cpu0, steal0), (t1, cpu1, steal1) = at(start), at(end)
+        cpu = cpu1 - cpu0
+        return {
+            "cpu_s": round(cpu, 1),
+            "cores": round(cpu / (t1 - t0), 2) if t1 > t0 else None,
+            "steal_s": round(steal1 - steal0, 1),
+        }
 
 
 def floor_seconds(landing: Path) -> float:
@@ -117,6 +173,7 @@ def stage_times(instance, result, sampler: RssSampler) -> dict:
             out[label] = {
                 "seconds": round(ends[step] - starts[step], 1),
                 "peak_rss_mb": sampler.peak_mb(starts[step], ends[step]),
+                **sampler.cpu_between(starts[step], ends[step]),
             }
     return out
 
@@ -203,7 +260,9 @@ def run_size(rows: int, seed: int) -> dict:
             root, institutions=institutions, persons=persons, years=3, seed=seed
         )
         t1 = time.time()
+        cpu_before_floor = tree_cpu_seconds()
         floor = floor_seconds(home.landing)
+        floor_cpu = tree_cpu_seconds() - cpu_before_floor
 
         import dagster as dg
 
@@ -220,6 +279,7 @@ def run_size(rows: int, seed: int) -> dict:
             t3 = time.time()
             full = {
                 "wall_s": round(t3 - t2, 1),
+                **sampler.cpu_between(t2, t3),
                 "stages": stage_times(instance, result, sampler),
                 **dbt_split(root),
                 **loaded_counts(root),
@@ -229,6 +289,7 @@ def run_size(rows: int, seed: int) -> dict:
             result2 = job.execute_in_process(instance=instance, run_config=quiet)
             t5 = time.time()
             nightly = {"rows": nightly_rows, "wall_s": round(t5 - t4, 1),
+                       **sampler.cpu_between(t4, t5),
                        "stages": stage_times(instance, result2, sampler), **dbt_split(root),
                        **loaded_counts(root)}  # fmt: skip
         sampler.stop()
@@ -238,6 +299,7 @@ def run_size(rows: int, seed: int) -> dict:
             "persons": persons,
             "generate": {"seconds": round(t1 - t0, 1), "peak_rss_mb": sampler.peak_mb(t0, t1)},
             "floor_s": round(floor, 1),
+            "floor_cpu_s": round(floor_cpu, 1),
             "full": full,
             "job_over_floor": round(full["wall_s"] / floor, 1) if floor else None,
             "nightly_1pct": nightly,

@@ -132,6 +132,16 @@ class NamePolice:
                          if re.fullmatch(re.escape(term), found, re.IGNORECASE))  # fmt: skip
         return owner
 
+    def names_nobody(self, text: str) -> bool:
+        """Whether ``text`` names no member at all, its own included.
+
+        Such a text passes ``others_in`` for every member: ``others_in`` blanks out only
+        whole-word occurrences of the own member's terms, each of which would be a match here,
+        so with none there is nothing to blank and nothing to find. A file that is the same in
+        every package is then checked once, not once per package.
+        """
+        return self._pattern is None or self._pattern.search(text) is None
+
     def others_in(self, text: str, own: Institution | None) -> list[str]:
         """Codes of the other members whose code or name occurs in ``text``."""
         if self._pattern is None:
@@ -212,15 +222,26 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_package(folder: Path, police: NamePolice, own: Institution) -> None:
-    """Raise when any text file of the package names another member."""
+def _checked_text(path: Path) -> str:
+    """A package file's text as the name check reads it."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return html.unescape(text) if path.suffix == ".html" else text
+
+
+def check_package(
+    folder: Path, police: NamePolice, own: Institution, cleared: frozenset[str] = frozenset()
+) -> None:
+    """Raise when any text file of the package names another member.
+
+    ``cleared``: paths (relative to the package, ``/``-separated) of copies of files already
+    found to name no member at all (``NamePolice.names_nobody``); they are not read again.
+    """
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
             continue
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        if path.suffix == ".html":
-            text = html.unescape(text)
-        others = police.others_in(text, own)
+        if path.relative_to(folder).as_posix() in cleared:
+            continue
+        others = police.others_in(_checked_text(path), own)
         if others:
             raise PublieksdataError(
                 f"the package of {own.code} names another member ({', '.join(others[:3])}) in "
@@ -272,6 +293,17 @@ def build_packages(
             t: _write_table(conn, f'select * from "{t}" order by all', shared, t, tables[t])
             for t in sector_tables
         }
+        write_csv(
+            shared / "data_dictionary.csv",
+            ["table", "column", "data_type", "meaning", "unit", "dutch_term"],
+            dictionary,
+        )
+        # files the same in every package that name no member at all: checked here once
+        cleared = frozenset(
+            name
+            for name in ["data_dictionary.csv", *(f"csv/{t}.csv" for t in sector_tables)]
+            if police.names_nobody(_checked_text(shared / name))
+        )
         member_rows = {t: _MemberRows(conn, t, tables[t]) for t in own_tables}
         for member in members:
             if not SAFE_CODE.match(member.code):
@@ -292,11 +324,7 @@ def build_packages(
                     data[t] = sector_data[t]
                     continue
                 data[t] = member_rows[t].write(folder, t, member.code)
-            write_csv(
-                folder / "data_dictionary.csv",
-                ["table", "column", "data_type", "meaning", "unit", "dutch_term"],
-                dictionary,
-            )
+            shutil.copyfile(shared / "data_dictionary.csv", folder / "data_dictionary.csv")
             (folder / "LEESMIJ.txt").write_text(
                 README_NL.format(
                     name=member.name,
@@ -310,7 +338,7 @@ def build_packages(
             (folder / "report.html").write_text(
                 render_report(member, data, release, omitted), encoding="utf-8"
             )
-            check_package(folder, police, member)
+            check_package(folder, police, member, cleared)
         shutil.rmtree(shared)
     finally:
         conn.close()
