@@ -316,9 +316,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    from importlib.metadata import version
+
     from publieksdata.settings import intake_workers
 
-    report = {"machine": {"cores": os.cpu_count()}, "intake_workers": intake_workers(), "runs": []}
+    packages = ("duckdb", "dbt-core", "dbt-duckdb", "dagster", "great_expectations", "pandas")
+    report = {
+        "machine": {"cores": os.cpu_count()},
+        "intake_workers": intake_workers(),
+        # a floor or a stage that moves between runs may be a new release of one of these
+        "packages": {name: version(name) for name in packages},
+        "runs": [],
+    }
     for rows in args.rows:
         report["runs"].append(run_size(rows, args.seed))
         print(json.dumps(report["runs"][-1], indent=2), flush=True)
