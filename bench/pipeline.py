@@ -49,9 +49,9 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _tree_rss_kib(pid: int) -> int:
+def _tree_rss_kib(pid: int, descendants: list[int]) -> int:
     total = 0
-    for p in [pid, *_descendants(pid)]:
+    for p in [pid, *descendants]:
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
@@ -62,12 +62,12 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def tree_cpu_seconds() -> float:
+def tree_cpu_seconds(descendants: list[int] | None = None) -> float:
     """CPU seconds (user + system) of this process, its finished children (dbt runs as one) and
-    its live descendants."""
+    its live descendants (found in /proc unless given)."""
     own = os.times()
     total = own.user + own.system + own.children_user + own.children_system
-    for p in _descendants(os.getpid()):
+    for p in _descendants(os.getpid()) if descendants is None else descendants:
         try:
             with open(f"/proc/{p}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
@@ -97,9 +97,9 @@ class RssSampler(threading.Thread):
     def run(self):
         pid = os.getpid()
         while not self._halt.is_set():
-            now = time.time()
-            self.samples.append((now, _tree_rss_kib(pid)))
-            self.cpu.append((now, tree_cpu_seconds(), steal_seconds()))
+            now, descendants = time.time(), _descendants(pid)
+            self.samples.append((now, _tree_rss_kib(pid, descendants)))
+            self.cpu.append((now, tree_cpu_seconds(descendants), steal_seconds()))
             time.sleep(0.2)
 
     def stop(self):
@@ -121,6 +121,7 @@ class RssSampler(threading.Thread):
         cpu = cpu1 - cpu0
         return {
             "cpu_s": round(cpu, 1),
+            # None for a stage shorter than the sampling period (both ends the same sample)
             "cores": round(cpu / (t1 - t0), 2) if t1 > t0 else None,
             "steal_s": round(steal1 - steal0, 1),
         }
