@@ -404,7 +404,10 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 continue
             # (equal bytes of another delivery: recorded below as its duplicate)
             items.append(_Item(len(items), folder.name, path, name, sha, delivery_id))
-    # 2. new uploads
+    # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
+    # release the GIL) but taken in name order, so which of two equal files is the duplicate
+    # never depends on timing
+    uploads: list[tuple[Path, str, str, tuple[int, int, int]]] = []
     if home.landing.exists():
         for folder in sorted(
             p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
@@ -417,18 +420,26 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                                 "file itself)", folder.name, safe_file_name(upload.name))  # fmt: skip
                 if not plain_upload(upload):
                     continue
-                name = safe_file_name(upload.name)
-                institution = safe_file_name(folder.name)
-                before = upload_state(upload)
-                sealed = quarantine_file(home, upload, institution, name, file_key, expect=before)
-                if sealed is None:
-                    log.warning("landing/%s/%s changed while it was read (still being "
-                                "uploaded?): left for the next run", institution, name)  # fmt: skip
-                    continue
-                quarantined, sha = sealed
-                fault_point("intake.after_quarantine")
-                delivery_id, _ = _original_name(quarantined)
-                items.append(_Item(len(items), institution, quarantined, name, sha, delivery_id))
+                uploads.append((upload, safe_file_name(folder.name),
+                                safe_file_name(upload.name), upload_state(upload)))  # fmt: skip
+
+    def seal(entry: tuple[Path, str, str, tuple[int, int, int]]) -> tuple[Path, str] | None:
+        upload, institution, name, before = entry
+        return quarantine_file(home, upload, institution, name, file_key, expect=before)
+
+    # each upload is sealed under its own name (<delivery id>__<name> in its member's folder),
+    # so two threads never write the same file
+    with ThreadPoolExecutor(max(1, min(intake_workers(), len(uploads))),
+                            thread_name_prefix="seal") as pool:  # fmt: skip
+        for (_, institution, name, _), sealed in zip(uploads, pool.map(seal, uploads), strict=True):
+            if sealed is None:
+                log.warning("landing/%s/%s changed while it was read (still being "
+                            "uploaded?): left for the next run", institution, name)  # fmt: skip
+                continue
+            quarantined, sha = sealed
+            fault_point("intake.after_quarantine")
+            delivery_id, _ = _original_name(quarantined)
+            items.append(_Item(len(items), institution, quarantined, name, sha, delivery_id))
     return items
 
 

@@ -79,30 +79,32 @@ def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str
 
 
 DATE_COLUMNS = {"tickets": ("event_start", "sold_at", "birth_date"), "events": ("starts_at",)}
-_SAMPLE = 256
+_SAMPLE = 64  # values per column: 16 ms per file with 256 rows of all three, 400 files a night
 
 
 def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw") -> dict[str, str]:
-    """Per date column of ``table``, the format of the standard that parses most of a sample.
+    """Per date column of ``table``, the format of the standard that parses most of a sample
+    (the column's first _SAMPLE values that are not empty).
 
     Exports use one format per column, so this one format, tried first, parses nearly every
-    row at the cost of a single attempt (see ``_timestamp``).
+    row at the cost of a single attempt (see ``_timestamp``). It is only a hint: the typed
+    pass tries every format for a value the hint does not parse.
     """
     present = [c for c in DATE_COLUMNS[kind] if c in columns]
     if not present:
         return {}
-    probes = ", ".join(
-        f'count(try_strptime("{c}", {_lit(f)}))' for c in present for f in DATE_FORMATS
+    probes = " union all ".join(
+        f"select {i} as col, "
+        + ", ".join(f'count(try_strptime("{c}", {_lit(f)}))' for f in DATE_FORMATS)
+        + f' from (select "{c}" from {table} where "{c}" is not null limit {_SAMPLE})'
+        for i, c in enumerate(present)
     )
-    sample = f"(select * from {table} limit {_SAMPLE})"
-    counts = conn.execute(f"select {probes} from {sample}").fetchall()[0]
     found: dict[str, str] = {}
     n = len(DATE_FORMATS)
-    for i, col in enumerate(present):
-        per_format = counts[i * n : (i + 1) * n]
+    for i, *per_format in conn.execute(probes).fetchall():
         best = max(range(n), key=lambda j: per_format[j])
         if per_format[best]:
-            found[col] = DATE_FORMATS[best]
+            found[present[i]] = DATE_FORMATS[best]
     return found
 
 

@@ -71,8 +71,13 @@ def _country_sql(expr: str) -> str:
     )
 
 
-GROUP_ROWS = 500_000  # ticket rows pseudonymised in one transaction (several deliveries)
-GROUP_DELIVERIES = 32
+# Ticket rows (several deliveries) pseudonymised in one transaction. Bigger groups pay fewer
+# statement rounds, commits and scans of pseudo.tickets, and key a person's identifiers once
+# for more of their deliveries: at 10M rows, groups of 2M rows took the step from 55 s to
+# 44-45 s against 500,000 (docs/decisions.md, "Scale"); the step's memory limit
+# (PUBLIEKSDATA_PRIVACY_MEMORY) bounds what a group holds, past it DuckDB spills.
+GROUP_ROWS = 2_000_000
+GROUP_DELIVERIES = 200
 
 
 MAPS = ("map_email", "map_phone", "map_fallback", "map_customer", "map_postcode")

@@ -280,9 +280,14 @@ def test_deliveries_validated_together_keep_their_own_problems_and_row_numbers(h
     assert warehouse_rows(home) == 24
 
 
-def test_a_ticket_delivered_twice_in_one_night_keeps_the_later_row(home):
+@pytest.mark.parametrize("per_group", [None, 1], ids=["one group", "a group per delivery"])
+def test_a_ticket_delivered_twice_in_one_night_keeps_the_later_row(home, monkeypatch, per_group):
     """The privacy step pseudonymises a night's deliveries in groups (privacy/step.py): within
     a group, as across groups, the later delivery of a ticket_id replaces the earlier one."""
+    import privacy.step
+
+    if per_group:
+        monkeypatch.setattr(privacy.step, "GROUP_DELIVERIES", per_group)
     write_minimal_sector(home)
     deliver(home, "th_a", "a_sales.csv", tickets_csv(4))
     correction = tickets_csv(2).replace("12.50", "15.00")  # T0 and T1 again, new price
@@ -501,3 +506,32 @@ def test_great_expectations_sees_event_dates_to_the_day():
     [problems] = run_expectations(conn, "tickets", ["typed_1"], date(2026, 6, 15))
     found = {(p.rule, p.column): sorted(p.rows) for p in problems}
     assert found == {("event_start_range", "event_start"): [2, 4]}
+
+
+def test_date_format_hint_comes_from_given_values():
+    """The format tried first per date column is the one most of the column's first given
+    values have: a column empty in the leading rows (birth dates are optional) still gets its
+    hint, and a format seen once loses to the one most values use. Only a hint: a value in
+    another format of the standard is typed all the same."""
+    import duckdb
+
+    from ingest.typed import _SAMPLE, detect_date_formats, typed_tickets_sql
+
+    conn = duckdb.connect()
+    lead = 3 * _SAMPLE  # rows before the first birth date: more than a sample of rows
+    conn.execute(
+        "create temp table raw as select 'T' || i as ticket_id, 'E1' as event_id, "
+        "case when i = 0 then '2025-03-01 20:00' else '01-03-2025 20:00' end as event_start, "
+        "'2025-02-01' as sold_at, '12,50' as price, "
+        f"case when i >= {lead} then '06-05-1980' end as birth_date "
+        f"from range({lead + 10}) t(i)"
+    )
+    columns = ["ticket_id", "event_id", "event_start", "sold_at", "price", "birth_date"]
+    assert detect_date_formats(conn, "tickets", columns) == {
+        "event_start": "%d-%m-%Y %H:%M", "sold_at": "%Y-%m-%d", "birth_date": "%d-%m-%Y",
+    }  # fmt: skip
+    assert detect_date_formats(conn, "tickets", ["ticket_id", "event_id"]) == {}
+    conn.execute(typed_tickets_sql(columns, detect_date_formats(conn, "tickets", columns)))
+    assert conn.execute(
+        "select count(event_start), min(event_start)::varchar, count(birth_date) from typed"
+    ).fetchone() == (lead + 10, "2025-03-01 20:00:00", 10)
