@@ -342,10 +342,10 @@ def take_deliveries(
     ``only`` limits the landing files to these paths relative to ``landing/``
     (``<code>/<file>``), as the landing sensor requests one run per delivery.
 
-    Files are sealed into quarantine one by one (in name order, so which of two equal files
-    is the duplicate does not depend on timing); then PUBLIEKSDATA_INTAKE_WORKERS workers
-    read, type and validate them at the same time, each with its own connection to the
-    work database. A second copy of bytes already in this run waits until the first is
+    Files are sealed into quarantine first (by several threads, but taken in name order, so
+    which of two equal files is the duplicate does not depend on timing); then
+    PUBLIEKSDATA_INTAKE_WORKERS workers read, type and validate them at the same time, each
+    with its own connection to the work database. A second copy of bytes already in this run waits until the first is
     decided: a duplicate if the first was validated, else read in its own right.
     """
     home.create()
@@ -407,7 +407,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
     # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
     # release the GIL) but taken in name order, so which of two equal files is the duplicate
     # never depends on timing
-    uploads: list[tuple[Path, str, str, tuple[int, int, int]]] = []
+    uploads: list[tuple[Path, str, str, tuple[int, int, int]]] = []  # upload, member, name, state
     if home.landing.exists():
         for folder in sorted(
             p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
@@ -423,7 +423,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 uploads.append((upload, safe_file_name(folder.name),
                                 safe_file_name(upload.name), upload_state(upload)))  # fmt: skip
 
-    def seal(entry: tuple[Path, str, str, tuple[int, int, int]]) -> tuple[Path, str] | None:
+    def seal(entry) -> tuple[Path, str] | None:
         upload, institution, name, before = entry
         return quarantine_file(home, upload, institution, name, file_key, expect=before)
 

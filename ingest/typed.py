@@ -79,7 +79,7 @@ def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str
 
 
 DATE_COLUMNS = {"tickets": ("event_start", "sold_at", "birth_date"), "events": ("starts_at",)}
-_SAMPLE = 64  # values per column: 16 ms per file with 256 rows of all three, 400 files a night
+_SAMPLE = 64  # given values per column (the first 256 rows took 16 ms a file, 400 files a night)
 
 
 def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw") -> dict[str, str]:
