@@ -24,12 +24,12 @@ from pathlib import Path
 import duckdb
 
 from ingest import ledger
-from ingest.read import DeliveryFile, UnreadableFile, read_delivery
+from ingest.read import DeliveryFile, ReadResult, Relation, UnreadableFile, read_delivery
 from ingest.registry import load_registry
 from ingest.reports import write_report
 from ingest.sealed import seal_file, sealed_url
 from ingest.standard import CANONICAL_COLUMNS, EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
-from ingest.typed import detect_date_formats, typed_events_sql, typed_tickets_sql
+from ingest.typed import date_formats_of, typed_events_sql, typed_tickets_sql
 from ingest.validate import FIXES, Problem, Validation, check_whole_file, run_expectations
 from privacy.keyring import open_keyring
 from publieksdata.faults import fault_point
@@ -96,8 +96,8 @@ def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, f
     The upload is hashed while it is sealed (one read): the sealed copy is written to a
     ``.partial`` file, renamed to ``<delivery id>__<name>`` (the id holds the hash), and the
     upload is deleted. A crash before the rename leaves the upload in landing (the partial is
-    removed next run); a crash after it leaves both, and the next run records the landing copy
-    as a duplicate. With ``expect`` (upload_state taken before the file was read), an upload
+    removed next run); a crash after it leaves both, and the next run, finding the same bytes
+    under the same name in both, keeps the quarantined one (``_sealed_items``). With ``expect`` (upload_state taken before the file was read), an upload
     that changed while it was read is left in landing and None is returned: it is still being
     written.
     """
@@ -202,9 +202,26 @@ def _prepare(
             "fix": f"'{institution}' is not in the member registry: upload into your own "
                    "institution's folder, or ask the cooperation to register you",
         }])  # fmt: skip
+
+    def load(read: ReadResult, relation: Relation) -> int:
+        """The typed table straight from the file: one parse, no table of its text."""
+        kind = detect_kind(read.columns)
+        if kind is None:  # rejected below; still parsed, so a broken file is named as such
+            [(rows,)] = conn.execute(
+                f"select count(*) from {relation.sql}", relation.params
+            ).fetchall()
+            return rows
+        text_columns = [c for c in read.columns if c not in read.native]
+        formats = date_formats_of(conn, kind, text_columns, relation)
+        typed_sql = typed_tickets_sql if kind == "tickets" else typed_events_sql
+        conn.execute(typed_sql(read.columns, formats, table, read.native, relation.sql),
+                     relation.params)  # fmt: skip
+        return conn.execute(f"select count(*) from {table}").fetchone()[0]
+
     try:
-        read = read_delivery(conn, source)
+        read = read_delivery(conn, source, load)
     except UnreadableFile as exc:
+        conn.execute(f"drop table if exists {table}")
         return _reject(conn, home, path, base, [{
             "rule": "unreadable", "column": None, "count": 0, "rows": [], "detail": str(exc),
             "fix": "export the data again as CSV (UTF-8 or Windows-1252), XLSX or Parquet, "
@@ -215,7 +232,6 @@ def _prepare(
     kind = detect_kind(read.columns)
     base["kind"] = kind
     if kind is None:
-        conn.execute("drop table if exists raw")
         return _reject(conn, home, path, base, [{
             "rule": "unknown_kind", "column": None, "count": 0, "rows": [],
             "fix": "a tickets file needs ticket_id, sold_at and price columns; an events file "
@@ -223,11 +239,6 @@ def _prepare(
         }])  # fmt: skip
     known = TICKET_COLUMNS if kind == "tickets" else EVENT_COLUMNS
     ignored = sorted({c for c in read.columns if c not in known} | set(read.ignored_columns))
-    text_columns = [c for c in read.columns if c not in read.native]
-    formats = detect_date_formats(conn, kind, text_columns)
-    typed_sql = typed_tickets_sql if kind == "tickets" else typed_events_sql
-    conn.execute(typed_sql(read.columns, formats, table, read.native))
-    conn.execute("drop table raw")
     checks = check_whole_file(conn, kind, read.columns, table)
     if any(p.rule == "required_column" for p in checks.problems):
         conn.execute(f"drop table {table}")
@@ -404,6 +415,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 continue
             # (equal bytes of another delivery: recorded below as its duplicate)
             items.append(_Item(len(items), folder.name, path, name, sha, delivery_id))
+    left = {(item.institution, item.file_name, item.sha) for item in items}
     # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
     # release the GIL) but taken in name order, so which of two equal files is the duplicate
     # never depends on timing
@@ -437,6 +449,14 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                             "uploaded?): left for the next run", institution, name)  # fmt: skip
                 continue
             quarantined, sha = sealed
+            if (institution, name, sha) in left:
+                # the upload an interrupted run sealed and died before deleting from landing
+                # (its threads seal several at once, so a crash can fall between the two):
+                # one delivery, already waiting in quarantine, not a duplicate of itself
+                quarantined.unlink()
+                log.info("landing/%s/%s was already taken into quarantine by an interrupted "
+                         "run", institution, name)  # fmt: skip
+                continue
             fault_point("intake.after_quarantine")
             delivery_id, _ = _original_name(quarantined)
             items.append(_Item(len(items), institution, quarantined, name, sha, delivery_id))

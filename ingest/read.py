@@ -1,7 +1,10 @@
-"""Read one delivery file, whatever its format, into a DuckDB table of text columns.
+"""Read one delivery file, whatever its format, as a DuckDB relation of text columns.
 
-The table ``raw`` gets one text column per header, named by the standard's canonical
-name; ``rowid + 1`` is the data row number (1-based, header not counted). A Parquet column
+The relation has one text column per header, named by the standard's canonical name, with
+values trimmed and '' as NULL. A loader turns it into a table in one statement: by default
+the table ``raw``, where ``rowid + 1`` is the data row number (1-based, header not counted);
+intake's loader builds the typed table straight from it, so a delivery is parsed once and
+stored once on its way in (docs/decisions.md, "Intake types a delivery as it parses it"). A Parquet column
 whose type already fits its column of the standard (a timestamp for a date, a number for the
 price: ``ingest.typed.native_fits``) keeps that type; ``ReadResult.native`` names those. CSV and
 Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -35,12 +39,44 @@ class UnreadableFile(Exception):
 @dataclass
 class ReadResult:
     file_format: str
-    rows: int
-    columns: list[str]  # canonical names in table ``raw`` (data row number: rowid + 1)
+    rows: int  # data rows, as the loader counted them
+    columns: list[str]  # canonical names of the relation's columns
     ignored_columns: list[str] = field(default_factory=list)
     encoding: str | None = None
     delimiter: str | None = None
-    native: frozenset[str] = frozenset()  # columns of ``raw`` kept in their Parquet type
+    native: frozenset[str] = frozenset()  # columns kept in their Parquet type, not text
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A delivery as SQL: ``sql`` reads all of it (with ``params`` bound), ``head`` its first
+    HEAD_ROWS rows at most (with ``head_params``), for samples. Each statement that reads
+    ``sql`` parses the file again, so a loader reads it once."""
+
+    sql: str
+    params: list
+    head: str
+    head_params: list
+
+
+HEAD_ROWS = 2_000  # the rows of a CSV's start kept while it is read (its column names, samples)
+
+
+# (the read so far, the delivery as a relation) -> the number of data rows loaded; it may be
+# called again with the same result and a new relation (a Windows-1252 file, transcoded), so
+# it creates its tables with ``create or replace``
+Loader = Callable[[ReadResult, Relation], int]
+
+
+def load_raw(conn: duckdb.DuckDBPyConnection) -> Loader:
+    """The loader that stores the delivery's text as it is, in the temp table ``raw``."""
+
+    def load(read: ReadResult, relation: Relation) -> int:
+        conn.execute(f"create or replace temp table raw as select * from {relation.sql}",
+                     relation.params)  # fmt: skip
+        return conn.execute("select count(*) from raw").fetchone()[0]
+
+    return load
 
 
 @dataclass(frozen=True)
@@ -170,11 +206,11 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, headers: list[str],
-                types: dict[str, str] | None = None) -> tuple[list[str], list[str], frozenset[str]]:  # fmt: skip
-    """Create ``raw``; return (its columns, dropped headers, columns kept in their type).
-
-    ``types``: the source's DuckDB type per header (Parquet), or None (text only)."""
+def _relation(source_sql: str, params: list, headers: list[str], types: dict[str, str] | None = None,
+              head: str | None = None) -> tuple[Relation, list[str], list[str], frozenset[str]]:  # fmt: skip
+    """The delivery as a relation; (it, its columns, dropped headers, columns kept in their
+    type). ``types``: the source's DuckDB type per header (Parquet), or None (text only);
+    ``head``: a table of the source's first rows, when there is one (CSV)."""
     mapped, dropped = _header_map(headers)
     native = frozenset(
         dst for src, dst in mapped if types is not None and native_fits(dst, types[src])
@@ -184,27 +220,67 @@ def _create_raw(conn: duckdb.DuckDBPyConnection, source_sql: str, params: list, 
         else f"nullif(trim(cast({_quote(src)} as varchar)), '') as {_quote(dst)}"
         for src, dst in mapped
     )  # fmt: skip
-    conn.execute(
-        # no row-number column: rows are stored in file order (DuckDB keeps insertion order),
-        # so ``rowid + 1`` is the data row number; a window for it cost a third of the read
-        f"create or replace temp table raw as select {select} from {source_sql}",
-        params,
-    )
-    return [dst for _, dst in mapped], dropped, native
+    # no row-number column: a table made from it stores rows in file order (DuckDB keeps
+    # insertion order), so ``rowid + 1`` is the data row number; a window cost a third of a read
+    relation = Relation(
+        f"(select {select} from {source_sql})", params,
+        f"(select {select} from {head})" if head
+        else f"(select {select} from {source_sql} limit {HEAD_ROWS})",
+        [] if head else params,
+    )  # fmt: skip
+    return relation, [dst for _, dst in mapped], dropped, native
 
 
-_HEADER_BUFFER = 4 << 20  # bytes DuckDB reads to name the columns (2 MB lines + room)
+_HEAD_BUFFER = 1 << 20  # bytes DuckDB reads for a CSV's first rows (a 4 MB buffer took 3x as long)
+_LONG_HEAD_BUFFER = 4 << 20  # ... when a line there is longer than that (2 MB lines + room)
 
 
-def _read_csv(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
-    """``sql`` is a read_csv call ending in ``)``; the column names come from a first query
-    with a small buffer (with DuckDB's 32 MB default it decrypted 32 MB of the sealed file
-    just to read the header: ~0.1 s per large delivery)."""
-    header_sql = f"{sql[:-1]}, buffer_size = {_HEADER_BUFFER})"
-    headers = [
-        d[0] for d in conn.execute(f"select * from {header_sql} limit 0", params).description
-    ]
-    return _create_raw(conn, sql, params, headers)
+def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
+    """``sql`` is a read_csv call ending in ``)``. Its first HEAD_ROWS rows are kept in the
+    temp table ``csv_head`` (the caller drops it), read with a small buffer: with DuckDB's
+    32 MB default it decrypted 32 MB of the sealed file for them (~0.1 s per large delivery),
+    with 4 MB it took 27 ms a file, with 1 MB 8 ms. They name the columns and are the
+    relation's head: one read of the start for both."""
+
+    def head(options: str) -> None:
+        conn.execute(f"create or replace temp table csv_head as select * from "
+                     f"{sql[:-1]}, {options}) limit {HEAD_ROWS}", params)  # fmt: skip
+
+    try:
+        head(f"buffer_size = {_HEAD_BUFFER}, max_line_size = {_HEAD_BUFFER}")
+    except duckdb.Error as exc:
+        if "Maximum line size" not in str(exc):
+            raise
+        head(f"buffer_size = {_LONG_HEAD_BUFFER}")  # DuckDB's own limit of 2 MB a line
+    headers = [d[0] for d in conn.execute("select * from csv_head limit 0").description]
+    return _relation(sql, params, headers, head="csv_head")
+
+
+class _LoaderFailed(Exception):
+    """The loader failed on a file DuckDB reads as text: a defect of ours, not the file's."""
+
+    def __init__(self, error: Exception):
+        super().__init__()
+        self.error = error
+
+
+def _checked(conn, result: ReadResult, relation: Relation, load: Loader | None) -> None:
+    """Load the relation (``load``, or into ``raw``). When a loader fails, the file is read as
+    text alone: if that fails too, its error is the file's (raised from here, a
+    ``duckdb.Error`` as before); if not, the loader's error is ours and escapes as it is,
+    never as a member's unreadable file."""
+    if not result.columns:
+        raise UnreadableFile("the file has no header row with column names")
+    if load is None:
+        result.rows = load_raw(conn)(result, relation)
+        return
+    try:
+        result.rows = load(result, relation)
+    except duckdb.Error as exc:
+        conn.execute(f"create or replace temp table raw as select * from {relation.sql}",
+                     relation.params)  # fmt: skip
+        conn.execute("drop table raw")
+        raise _LoaderFailed(exc) from None
 
 
 @contextlib.contextmanager
@@ -229,8 +305,20 @@ def _transcoded(source: DeliveryFile):
         target.unlink(missing_ok=True)
 
 
-def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> ReadResult:
-    """Load ``source`` into temp table ``raw``; raise UnreadableFile with a safe message."""
+def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile,
+                  load: Loader | None = None) -> ReadResult:  # fmt: skip
+    """Read ``source`` and hand it to ``load`` (by default: into the temp table ``raw``);
+    raise UnreadableFile with a safe message. A loader's own failure on a file that reads is
+    raised as it is (a defect of ours, not the member's)."""
+    try:
+        return _read(conn, source, load)
+    except _LoaderFailed as failed:
+        raise failed.error from None
+    finally:
+        conn.execute("drop table if exists csv_head")
+
+
+def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | None) -> ReadResult:
     fmt = sniff_format(source)
     url = source.url
     if fmt == "csv":
@@ -241,40 +329,52 @@ def read_delivery(conn: duckdb.DuckDBPyConnection, source: DeliveryFile) -> Read
         )
         # UTF-8 unless DuckDB finds a byte sequence that is not (then Windows-1252/Latin-1):
         # DuckDB checks every byte while parsing, so no separate pass over the file is needed
+        result = ReadResult(fmt, 0, [], [], "utf-8", delimiter)
         try:
-            columns, dropped, _ = _read_csv(conn, sql, [url, delimiter])
-            encoding = "utf-8"
+            relation, result.columns, result.ignored_columns, _ = _csv_relation(
+                conn, sql, [url, delimiter]
+            )
+            _checked(conn, result, relation, load)
         except duckdb.Error as exc:
             # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan can
             # stumble over its bytes as a ragged row first): only a file that is valid UTF-8
             # gets the error reported; the check reads the file, on this path only
             if _is_utf8(source):
                 raise _csv_error(exc) from None
-            encoding = "latin-1"
+            result.encoding = "latin-1"
             with _transcoded(source) as utf8:
                 try:
-                    columns, dropped, _ = _read_csv(conn, sql, [utf8.url, delimiter])
+                    relation, result.columns, result.ignored_columns, _ = _csv_relation(
+                        conn, sql, [utf8.url, delimiter]
+                    )
+                    _checked(conn, result, relation, load)
                 except duckdb.Error as exc2:
                     raise _csv_error(exc2) from None
-        result = ReadResult(fmt, 0, columns, dropped, encoding, delimiter)
     elif fmt == "parquet":
         sql = "read_parquet(?)"
         try:
             described = conn.execute(f"describe select * from {sql}", [url]).fetchall()
-            headers = [row[0] for row in described]
-            types = {row[0]: row[1] for row in described}
-            columns, dropped, native = _create_raw(conn, sql, [url], headers, types)
         except duckdb.Error:
             raise UnreadableFile(
                 "the Parquet file cannot be read (damaged or unsupported)"
             ) from None
+        headers = [row[0] for row in described]
+        types = {row[0]: row[1] for row in described}
+        relation, columns, dropped, native = _relation(sql, [url], headers, types)
         result = ReadResult(fmt, 0, columns, dropped, native=native)
+        try:
+            _checked(conn, result, relation, load)
+        except duckdb.Error:
+            raise UnreadableFile(
+                "the Parquet file cannot be read (damaged or unsupported)"
+            ) from None
     else:
-        columns, dropped = _read_xlsx(conn, source)
-        result = ReadResult(fmt, 0, columns, dropped)
-    result.rows = conn.execute("select count(*) from raw").fetchone()[0]
-    if not result.columns:
-        raise UnreadableFile("the file has no header row with column names")
+        result = ReadResult(fmt, 0, [])
+        try:
+            relation, result.columns, result.ignored_columns = _read_xlsx(conn, source)
+            _checked(conn, result, relation, load)
+        finally:
+            conn.execute("drop table if exists xlsx_rows")
     if result.rows == 0:
         raise UnreadableFile("the file has a header but no data rows")
     return result
@@ -298,7 +398,9 @@ def _cell_text(value: object) -> str | None:
 
 def _read_xlsx(
     conn: duckdb.DuckDBPyConnection, source: DeliveryFile
-) -> tuple[list[str], list[str]]:
+) -> tuple[Relation, list[str], list[str]]:
+    """The first sheet's rows, in the temp table ``xlsx_rows`` (the caller drops it), as a
+    relation; its columns; the headers left out."""
     from python_calamine import CalamineWorkbook
 
     try:
@@ -347,6 +449,5 @@ def _read_xlsx(
     conn.execute(f"delete from xlsx_rows where {empty}")
     renamed = [f"{c} as {_quote(h)}" for c, h in zip(safe, headers, strict=True)]
     source = f"(select {', '.join(renamed)} from xlsx_rows)"
-    columns, dropped, _ = _create_raw(conn, source, [], headers)
-    conn.execute("drop table xlsx_rows")
-    return columns, [d for d in dropped if not d.startswith("_blank_")]
+    relation, columns, dropped, _ = _relation(source, [], headers)
+    return relation, columns, [d for d in dropped if not d.startswith("_blank_")]

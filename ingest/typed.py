@@ -1,6 +1,8 @@
-"""Cast the table ``raw`` to the standard's types, in DuckDB (one set-based pass).
+"""Cast a delivery's text to the standard's types, in DuckDB (one set-based pass).
 
-The text values of ``raw`` are already trimmed, with '' as NULL (ingest/read.py): trimming them
+The source is a delivery's relation (ingest/read.py: the file itself, parsed as it is
+typed) or a table of its text such as ``raw``. The typed table stores rows in the source's
+order, so ``rowid + 1`` is the data row number. The text values are already trimmed, with '' as NULL (ingest/read.py): trimming them
 again here cost a third of this pass. A column a Parquet delivery already holds in a type that
 fits (a timestamp for a date column, a number for the price, a boolean for the opt-out; see
 ``native_fits``) stays in that type in ``raw`` and is taken as it is: formatting it as text
@@ -82,9 +84,11 @@ DATE_COLUMNS = {"tickets": ("event_start", "sold_at", "birth_date"), "events": (
 _SAMPLE = 64  # given values per column (the first 256 rows took 16 ms a file, 400 files a night)
 
 
-def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw") -> dict[str, str]:
-    """Per date column of ``table``, the format of the standard that parses most of a sample
-    (the column's first _SAMPLE values that are not empty).
+def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw",
+                        params: list | None = None) -> dict[str, str]:  # fmt: skip
+    """Per date column of ``table`` (or a relation in parentheses, with ``params``), the format
+    of the standard that parses most of a sample (the column's first _SAMPLE values that are
+    not empty).
 
     Exports use one format per column, so this one format, tried first, parses nearly every
     row at the cost of a single attempt (see ``_timestamp``). It is only a hint: the typed
@@ -101,11 +105,18 @@ def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw")
     )
     found: dict[str, str] = {}
     n = len(DATE_FORMATS)
-    for i, *per_format in conn.execute(probes).fetchall():
+    for i, *per_format in conn.execute(probes, (params or []) * len(present)).fetchall():
         best = max(range(n), key=lambda j: per_format[j])
         if per_format[best]:
             found[present[i]] = DATE_FORMATS[best]
     return found
+
+
+def date_formats_of(conn, kind: str, columns: list[str], relation) -> dict[str, str]:
+    """``detect_date_formats`` over the head of a delivery's relation (``ingest.read.Relation``:
+    its first rows, HEAD_ROWS), not over the file: a column with no value that early gets no
+    hint (only a hint: every format is still tried)."""
+    return detect_date_formats(conn, kind, columns, relation.head, relation.head_params)
 
 
 def _decimal(expr: str, native: bool = False) -> str:
@@ -133,9 +144,10 @@ def typed_tickets_sql(
     formats: dict[str, str] | None = None,
     table: str = "typed",
     native: frozenset[str] | set[str] = frozenset(),
+    source: str = "raw",
 ) -> str:
-    """The typed table of a tickets delivery; ``native``: the columns of ``raw`` that are not
-    text (``native_fits``)."""
+    """The typed table of a tickets delivery, from ``source`` (a table, or a relation in
+    parentheses); ``native``: its columns that are not text (``native_fits``)."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
     f = formats or {}
     bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
@@ -150,7 +162,6 @@ def typed_tickets_sql(
     return f"""
     create or replace temp table {table} as
     select
-        rowid + 1 as _row,
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
         {c["event_id"]} as event_id,
@@ -181,7 +192,7 @@ def typed_tickets_sql(
         coalesce({_case_map(c["gender"], GENDERS, "'unknown'")}, 'unknown') as gender,
         {opt_out} as research_opt_out,
         {opt_out_unknown} as research_opt_out_unknown
-    from raw
+    from {source}
     """
 
 
@@ -190,14 +201,15 @@ def typed_events_sql(
     formats: dict[str, str] | None = None,
     table: str = "typed",
     native: frozenset[str] | set[str] = frozenset(),
+    source: str = "raw",
 ) -> str:
-    """The typed table of an events delivery (``native`` as for ``typed_tickets_sql``)."""
+    """The typed table of an events delivery (``native``, ``source`` as for
+    ``typed_tickets_sql``)."""
     c = {name: _col(columns, name) for name in EVENT_COLUMNS}
     f = formats or {}
     return f"""
     create or replace temp table {table} as
     select
-        rowid + 1 as _row,
         {c["event_id"]} as event_id,
         {_timestamp(c["starts_at"], f.get("starts_at"), "starts_at" in native)} as starts_at,
         {c["starts_at"]} is not null as starts_at_given,
@@ -212,5 +224,5 @@ def typed_events_sql(
                  false) as text_truncated,
         try_cast(try_cast({c["capacity"]} as double) as integer) as capacity,
         {c["capacity"]} is not null as capacity_given
-    from raw
+    from {source}
     """

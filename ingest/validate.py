@@ -132,13 +132,13 @@ def _ge_frame_sql(kind: str, table: str) -> str:
     yyyymmdd integers."""
     if kind == "tickets":
         return (
-            f"select _row, {_given('ticket_id')}, {_given('order_id')}, {_given('event_id')}, "
+            f"select rowid + 1 as _row, {_given('ticket_id')}, {_given('order_id')}, {_given('event_id')}, "
             f"{_ymd('event_start')}, {_ymd('sold_at')}, cast(price as double) as price, "
             f"{_given('status')}, date_diff('day', sold_at, event_start) as lead_days "
             f"from {table}"
         )
     return (
-        f"select _row, {_given('event_id')}, {_ymd('starts_at')}, {_given('discipline')}, "
+        f"select rowid + 1 as _row, {_given('event_id')}, {_ymd('starts_at')}, {_given('discipline')}, "
         "case when not capacity_given then 1 when capacity is null then 0 "
         f"else cast(capacity as bigint) end as capacity from {table}"
     )
@@ -231,7 +231,7 @@ def _duplicates(conn: duckdb.DuckDBPyConnection, table: str, column: str, rule: 
     count, rows = conn.execute(
         f"""
         with d as (
-            select _row, count(*) over (partition by {column}) as n from {table}
+            select rowid + 1 as _row, count(*) over (partition by {column}) as n from {table}
             where {column} is not null
         )
         select count(*), list(_row order by _row)[1:{ROW_CAP}] from d where n > 1

@@ -154,6 +154,19 @@ def test_a_line_too_long_to_read_is_rejected_with_a_clear_report(home):
     assert "too long" in report and "GEHEIM" not in report
 
 
+def test_a_long_line_under_the_limit_at_the_start_is_read(home):
+    """A line of 1.5 MB (under the 2 MB limit) in the first rows: intake's first read of a
+    file's start uses a 1 MB buffer, and reads it again with a larger one; the delivery is
+    validated, its long text cut to 500 characters."""
+    write_minimal_sector(home)
+    deliver(home, "th_a", "events.csv",
+            "event_id,starts_at,discipline,event_name\nE1,2025-03-01 20:00,theater,"
+            + "x" * 1_500_000 + "\nE2,2025-03-02 20:00,dans,Kort\n")  # fmt: skip
+    [outcome] = take_deliveries(home)
+    assert (outcome.status, outcome.rows) == ("validated", 2)
+    assert outcome.soft["text_truncated"] == 1
+
+
 # --- names: nothing escapes the data home --------------------------------------------------
 
 NASTY_NAMES = [

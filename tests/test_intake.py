@@ -100,6 +100,45 @@ def test_same_file_twice_counts_once(home):
     assert statuses == ["accepted", "duplicate"]
 
 
+def test_an_upload_sealed_by_a_run_that_died_before_deleting_it_counts_once(home):
+    """A run seals an upload into quarantine and dies before deleting it from landing (its
+    threads seal several uploads at once, so a kill can fall there). The next run finds the
+    same bytes under the same name in both: one delivery, not a duplicate of itself. The same
+    bytes under another name are still a duplicate (test_same_file_twice_counts_once)."""
+    from ingest.intake import quarantine_file
+
+    write_minimal_sector(home)
+    content = tickets_csv(15)
+    upload = deliver(home, "th_a", "tickets.csv", content)
+    quarantine_file(home, upload, "th_a", "tickets.csv", open_keyring(home).derive("file"))
+    deliver(home, "th_a", "tickets.csv", content)  # the upload the dead run did not delete
+    [outcome] = take_deliveries(home)
+    pseudonymise_pending(home)
+    assert outcome.status == "validated"
+    assert ledger(home) == [("tickets.csv", "accepted", None)]
+    assert warehouse_rows(home) == 15
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+    assert not any(home.landing.rglob("*.csv"))
+
+
+def test_row_numbers_hold_past_the_first_read_buffers(home):
+    """Intake types a delivery as DuckDB parses it, on two threads, into a table whose rowid
+    is the row number: problems far into a file (past DuckDB's 32 MB read buffers) are named
+    by their own rows, by Great Expectations (a price) and by the whole-file checks (a ticket
+    number twice)."""
+    write_minimal_sector(home)
+    n = 450_000  # ~38 MB
+    lines = tickets_csv(n).splitlines(keepends=True)
+    for row in (7, n - 3):
+        lines[row] = lines[row].replace("12.50", "-4.00")
+    lines[n - 1] = lines[n - 1].replace(f"T{n - 2},", "T5,", 1)  # data row n - 1: T5 again
+    deliver(home, "th_a", "big.csv", "".join(lines))
+    [outcome] = take_deliveries(home)
+    problems = {(p["rule"], p["column"]): p["rows"] for p in outcome.problems}
+    assert problems == {("price_range", "price"): [7, n - 3],
+                        ("duplicate_ticket_id", "ticket_id"): [6, n - 1]}  # fmt: skip
+
+
 def test_unknown_institution_folder_is_rejected(home):
     write_minimal_sector(home)
     deliver(home, "not_a_member", "tickets.csv", tickets_csv(3))
@@ -440,7 +479,9 @@ def test_a_typed_parquet_delivery_types_as_its_csv_would(tmp_path):
         formats = detect_date_formats(conn, "tickets", [c for c in read.columns
                                                          if c not in read.native])  # fmt: skip
         conn.execute(typed_tickets_sql(read.columns, formats, "typed", read.native))
-        return read.native, conn.execute("select * from typed order by _row").fetchall()
+        return read.native, conn.execute(
+            "select rowid + 1 as _row, * from typed order by rowid"
+        ).fetchall()
 
     native, from_parquet = typed("t.parquet")
     assert native == {"event_start", "sold_at", "price", "birth_date", "research_opt_out"}

@@ -106,10 +106,10 @@ def test_a_failing_worker_stops_intake_and_the_next_run_finishes(home, monkeypat
     a_night(home)
     read = ingest.intake.read_delivery
 
-    def failing_read(conn, source):
+    def failing_read(conn, source, load):
         if source.path.name.endswith("__a2.csv"):
             raise RuntimeError("the disk went away")
-        return read(conn, source)
+        return read(conn, source, load)
 
     with monkeypatch.context() as patch:
         patch.setattr(ingest.intake, "read_delivery", failing_read)
