@@ -13,11 +13,15 @@ name of every other member; a hit raises, so the release is never published.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import html
+import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
@@ -26,7 +30,7 @@ import pyarrow.parquet as pq
 from exports.csv_safe import write_csv
 from exports.dictionary import dictionary_rows, load_descriptions
 from exports.report import Institution, ReleaseInfo, Table, render_report
-from publieksdata.settings import DataHome, PublieksdataError
+from publieksdata.settings import DataHome, PublieksdataError, publication_workers
 
 INSTITUTION_COLUMN = "institution_code"
 # columns that would name an institution in a table without institution_code
@@ -250,12 +254,139 @@ def check_package(
             )
 
 
+@dataclass
+class _Plan:
+    """What every member's package needs, worked out once: a worker process gets it as JSON."""
+
+    release_dir: str
+    release: ReleaseInfo
+    members: list[Institution]
+    own_tables: list[str]
+    sector_tables: list[str]
+    omitted: list[str]
+    shared: str  # the sector tables' files, written once, copied into each package
+    cleared: list[str]
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["release"]["today"] = self.release.today.isoformat()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> _Plan:
+        data = json.loads(text)
+        release = data.pop("release")
+        release = ReleaseInfo(**{**release, "today": dt.date.fromisoformat(release["today"])})
+        members = [Institution(**m) for m in data.pop("members")]
+        return cls(release=release, members=members, **data)
+
+
+class _Sources:
+    """The release's tables as the packages need them, read from its marts.duckdb."""
+
+    def __init__(self, conn, plan: _Plan, tables: dict[str, list[tuple[str, str]]]):
+        self.sector = {
+            t: _read_table(conn, f'select * from "{t}" order by all', tables[t])
+            for t in plan.sector_tables
+        }
+        self.member_rows = {t: _MemberRows(conn, t, tables[t]) for t in plan.own_tables}
+        self.police = NamePolice(plan.members)
+
+
+def _read_table(conn, query: str, columns: list[tuple[str, str]]) -> Table:
+    names = [c for c, _ in columns]
+    return Table(names, [dict(zip(names, r, strict=True)) for r in conn.execute(query).fetchall()])
+
+
+def _write_package(plan: _Plan, sources: _Sources, member: Institution) -> None:
+    """Write ``institutions/<code>/`` of one member, then check it names no other member."""
+    if not SAFE_CODE.match(member.code):
+        raise PublieksdataError(
+            f"institution code {member.code!r} in institutions.csv cannot be a folder "
+            "name: use letters, digits, '_', '-' or '.'"
+        )
+    shared = Path(plan.shared)
+    folder = Path(plan.release_dir) / "institutions" / member.code
+    (folder / "parquet").mkdir(parents=True)
+    (folder / "csv").mkdir()
+    data: dict[str, Table] = {}
+    for t in sorted(plan.own_tables + plan.sector_tables):
+        if t in sources.sector:
+            for kind in ("parquet", "csv"):
+                shutil.copyfile(shared / kind / f"{t}.{kind}", folder / kind / f"{t}.{kind}")
+            data[t] = sources.sector[t]
+            continue
+        data[t] = sources.member_rows[t].write(folder, t, member.code)
+    shutil.copyfile(shared / "data_dictionary.csv", folder / "data_dictionary.csv")
+    release = plan.release
+    (folder / "LEESMIJ.txt").write_text(
+        README_NL.format(
+            name=member.name,
+            code=member.code,
+            k=release.k,
+            release_id=release.release_id,
+            created_at=release.created_at,
+        ),
+        encoding="utf-8",
+    )
+    (folder / "report.html").write_text(
+        render_report(member, data, release, plan.omitted), encoding="utf-8"
+    )
+    check_package(folder, sources.police, member, frozenset(plan.cleared))
+
+
+def write_packages_of(plan: _Plan, codes: list[str]) -> None:
+    """A worker process's share: the packages of the members in ``codes``."""
+    conn = duckdb.connect(str(Path(plan.release_dir) / "marts.duckdb"), read_only=True)
+    try:
+        tables = {t: _columns(conn, t) for t in plan.own_tables + plan.sector_tables}
+        sources = _Sources(conn, plan, tables)
+    finally:
+        conn.close()
+    wanted = set(codes)
+    for member in plan.members:
+        if member.code in wanted:
+            _write_package(plan, sources, member)
+
+
+MIN_PACKAGES_PER_WORKER = 10  # fewer packages than this are not worth starting a process for
+_NAME_CHECK_FAILED = 3  # a worker's exit status: its message is a PublieksdataError's
+
+
+def _start_worker(plan: _Plan, number: int, codes: list[str]) -> subprocess.Popen:
+    job = Path(plan.shared) / f"worker-{number}.json"
+    job.write_text(json.dumps({"plan": plan.to_json(), "codes": codes}), encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, "-m", "exports.package_worker", str(job)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _end_worker(worker: subprocess.Popen) -> None:
+    """Wait for a worker; raise what it failed with (a PublieksdataError's message is ours and
+    names no value; of any other error only its class)."""
+    _, said = worker.communicate()
+    said = (said or "").strip()
+    if worker.returncode == 0:
+        return
+    if worker.returncode == _NAME_CHECK_FAILED:
+        raise PublieksdataError(said.splitlines()[-1])
+    raise RuntimeError(
+        f"a publication worker process failed ({said.splitlines()[-1] if said else 'no message'})"
+    )
+
+
 def build_packages(
     release_dir: Path,
     home: DataHome,
     release: ReleaseInfo,
 ) -> PackageResult:
-    """Write ``institutions/<code>/`` for every member into a release folder being written."""
+    """Write ``institutions/<code>/`` for every member into a release folder being written.
+
+    The members are split over PUBLIEKSDATA_PUBLICATION_WORKERS processes (this one and
+    worker processes; at least MIN_PACKAGES_PER_WORKER packages each): writing a package is
+    Python's work, on one core per process (docs/performance.md, "Fifteenth round").
+    """
     registry = read_registry(home)
     conn = duckdb.connect(str(release_dir / "marts.duckdb"), read_only=True)
     try:
@@ -289,56 +420,41 @@ def build_packages(
         shared = Path(tempfile.mkdtemp(prefix=".sector-", dir=release_dir))
         (shared / "parquet").mkdir()
         (shared / "csv").mkdir()
-        sector_data = {
-            t: _write_table(conn, f'select * from "{t}" order by all', shared, t, tables[t])
-            for t in sector_tables
-        }
+        for t in sector_tables:
+            _write_table(conn, f'select * from "{t}" order by all', shared, t, tables[t])
         write_csv(
             shared / "data_dictionary.csv",
             ["table", "column", "data_type", "meaning", "unit", "dutch_term"],
             dictionary,
         )
         # files the same in every package that name no member at all: checked here once
-        cleared = frozenset(
+        cleared = [
             name
             for name in ["data_dictionary.csv", *(f"csv/{t}.csv" for t in sector_tables)]
             if police.names_nobody(_checked_text(shared / name))
-        )
-        member_rows = {t: _MemberRows(conn, t, tables[t]) for t in own_tables}
-        for member in members:
-            if not SAFE_CODE.match(member.code):
-                raise PublieksdataError(
-                    f"institution code {member.code!r} in institutions.csv cannot be a folder "
-                    "name: use letters, digits, '_', '-' or '.'"
-                )
-            folder = release_dir / "institutions" / member.code
-            (folder / "parquet").mkdir(parents=True)
-            (folder / "csv").mkdir()
-            data: dict[str, Table] = {}
-            for t in sorted(own_tables + sector_tables):
-                if t in sector_data:
-                    for kind in ("parquet", "csv"):
-                        shutil.copyfile(
-                            shared / kind / f"{t}.{kind}", folder / kind / f"{t}.{kind}"
-                        )
-                    data[t] = sector_data[t]
-                    continue
-                data[t] = member_rows[t].write(folder, t, member.code)
-            shutil.copyfile(shared / "data_dictionary.csv", folder / "data_dictionary.csv")
-            (folder / "LEESMIJ.txt").write_text(
-                README_NL.format(
-                    name=member.name,
-                    code=member.code,
-                    k=release.k,
-                    release_id=release.release_id,
-                    created_at=release.created_at,
-                ),
-                encoding="utf-8",
-            )
-            (folder / "report.html").write_text(
-                render_report(member, data, release, omitted), encoding="utf-8"
-            )
-            check_package(folder, police, member, cleared)
+        ]
+        plan = _Plan(str(release_dir), release, members, own_tables, sector_tables, omitted,
+                     str(shared), cleared)  # fmt: skip
+        n = max(1, min(publication_workers(), len(members) // MIN_PACKAGES_PER_WORKER))
+        parts = [[m.code for m in members[i::n]] for i in range(n)]
+        workers = [_start_worker(plan, i, codes) for i, codes in enumerate(parts[1:], start=1)]
+        try:
+            sources = _Sources(conn, plan, tables)
+            mine = set(parts[0])
+            for member in members:
+                if member.code in mine:
+                    _write_package(plan, sources, member)
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+                worker.communicate()
+            raise
+        for worker in workers:
+            _end_worker(worker)
+        unwritten = [m.code for m in members
+                     if not (release_dir / "institutions" / m.code / "report.html").is_file()]  # fmt: skip
+        if unwritten:  # a defect of ours: the release would lack packages
+            raise RuntimeError(f"{len(unwritten)} members' packages were not written")
         shutil.rmtree(shared)
     finally:
         conn.close()

@@ -116,7 +116,10 @@ def date_formats_of(conn, kind: str, columns: list[str], relation) -> dict[str, 
     """``detect_date_formats`` over the head of a delivery's relation (``ingest.read.Relation``:
     its first rows, HEAD_ROWS), not over the file: a column with no value that early gets no
     hint (only a hint: every format is still tried)."""
-    return detect_date_formats(conn, kind, columns, relation.head, relation.head_params)
+    present = [c for c in DATE_COLUMNS[kind] if c in columns]
+    if not present:
+        return {}
+    return detect_date_formats(conn, kind, present, relation.head(present), relation.head_params)
 
 
 def _decimal(expr: str, native: bool = False) -> str:

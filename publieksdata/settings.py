@@ -98,6 +98,13 @@ def k_threshold() -> int:
     return k
 
 
+def publication_workers() -> int:
+    """Processes that write the members' packages of a release at the same time
+    (PUBLIEKSDATA_PUBLICATION_WORKERS; default: the machine's cores, at most 4). Writing a
+    package is Python's work, one core per process (docs/performance.md)."""
+    return _workers("PUBLIEKSDATA_PUBLICATION_WORKERS")
+
+
 def intake_workers() -> int:
     """Deliveries read and typed at the same time by intake (PUBLIEKSDATA_INTAKE_WORKERS).
 
@@ -105,15 +112,19 @@ def intake_workers() -> int:
     (DuckDB cannot split a small file), so two deliveries at once use both cores of a
     two-core machine (docs/performance.md).
     """
-    raw = os.environ.get("PUBLIEKSDATA_INTAKE_WORKERS")
+    return _workers("PUBLIEKSDATA_INTAKE_WORKERS")
+
+
+def _workers(name: str) -> int:
+    """A count of workers from the environment variable ``name``; default the machine's
+    cores, at most 4."""
+    raw = os.environ.get(name)
     if raw is None:
         return max(1, min(4, os.cpu_count() or 1))
     try:
         workers = int(raw)
     except ValueError:
-        raise PublieksdataError(
-            f"PUBLIEKSDATA_INTAKE_WORKERS must be a whole number, got {raw!r}"
-        ) from None
+        raise PublieksdataError(f"{name} must be a whole number, got {raw!r}") from None
     if workers < 1:
-        raise PublieksdataError(f"PUBLIEKSDATA_INTAKE_WORKERS must be at least 1, got {workers}")
+        raise PublieksdataError(f"{name} must be at least 1, got {workers}")
     return workers

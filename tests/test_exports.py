@@ -496,15 +496,54 @@ def test_a_killed_publication_leaves_current_on_the_previous_release(warehouse_h
     assert list_releases(warehouse_home) == [first.release_id, second.release_id]
 
 
-def test_a_release_that_names_another_member_is_not_published(warehouse_home):
+def _package_files(release) -> dict[str, bytes]:
+    """Every file of a release's packages; in its report and LEESMIJ the release's id and
+    time replaced (the only things two releases of the same data differ in)."""
+    out = {}
+    for path in sorted((release.path / "institutions").rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            for value in (release.release_id, release.manifest["created_at"]):
+                data = data.replace(value.encode(), b"<release>")
+            out[str(path.relative_to(release.path))] = data
+    return out
+
+
+def test_packages_written_by_worker_processes_are_the_ones_written_here(warehouse_home,
+                                                                        monkeypatch):  # fmt: skip
+    """Publication splits the members over worker processes: the packages are the same,
+    byte for byte, as when one process writes them all."""
+    import exports.packages
+
+    monkeypatch.setenv("PUBLIEKSDATA_PUBLICATION_WORKERS", "1")
+    alone = publish_release(warehouse_home)
+    monkeypatch.setattr(exports.packages, "MIN_PACKAGES_PER_WORKER", 1)
+    monkeypatch.setenv("PUBLIEKSDATA_PUBLICATION_WORKERS", "3")
+    split = publish_release(warehouse_home)
+    assert split.release_id != alone.release_id
+    files = _package_files(split)
+    assert files == _package_files(alone)
+    assert len({name.split("/")[1] for name in files}) == len(MEMBERS)
+    verify_release(split.path)
+    assert not list(split.path.glob(".sector-*"))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_release_that_names_another_member_is_not_published(warehouse_home, monkeypatch,
+                                                              workers):  # fmt: skip
+    """Also when the package that names another member is written by a worker process."""
+    import exports.packages
+
+    monkeypatch.setattr(exports.packages, "MIN_PACKAGES_PER_WORKER", 1)
+    monkeypatch.setenv("PUBLIEKSDATA_PUBLICATION_WORKERS", str(workers))
     first = publish_release(warehouse_home)
     conn = duckdb.connect(str(warehouse_home.warehouse))
     conn.execute(
         "update published.market_area set area_name = 'near Museum aan de Rivier' "
-        "where institution_code = 'th_zuid' and area_code = 'GM0007'"
-    )
+        "where institution_code = 'th_zuidoost' and area_code = 'GM0007'"
+    )  # th_zuidoost: the second member, a worker's when there are three
     conn.close()
-    with pytest.raises(PublieksdataError, match="names another member"):
+    with pytest.raises(PublieksdataError, match="package of th_zuidoost names another member"):
         publish_release(warehouse_home)
     assert current_release(warehouse_home) == first.path
     assert list_releases(warehouse_home) == [first.release_id]

@@ -1,0 +1,34 @@
+"""A worker process of publication: writes the packages of some members of a release.
+
+Started by ``exports.packages.build_packages`` as ``python -m exports.package_worker <job>``,
+where the file ``job`` holds ``{"plan": ..., "codes": [...]}``. Exit status 0 when every package was
+written and checked; 3 with the message on standard error when a package names another
+member (a PublieksdataError, whose messages are ours); 1 with only the error's class
+otherwise (another library's message could quote a value).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    from exports.packages import _NAME_CHECK_FAILED, _Plan, write_packages_of
+    from publieksdata.settings import PublieksdataError
+
+    try:
+        job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+        write_packages_of(_Plan.from_json(job["plan"]), job["codes"])
+    except PublieksdataError as exc:
+        print(str(exc), file=sys.stderr)
+        return _NAME_CHECK_FAILED
+    except Exception as exc:  # noqa: BLE001 - reported by class only, never by message
+        print(type(exc).__name__, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
