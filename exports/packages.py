@@ -284,8 +284,9 @@ class _Plan:
 class _Sources:
     """The release's tables as the packages need them, read from its marts.duckdb."""
 
-    def __init__(self, conn, plan: _Plan, tables: dict[str, list[tuple[str, str]]]):
-        self.sector = {
+    def __init__(self, conn, plan: _Plan, tables: dict[str, list[tuple[str, str]]],
+                 sector: dict[str, Table] | None = None):  # fmt: skip
+        self.sector = sector or {
             t: _read_table(conn, f'select * from "{t}" order by all', tables[t])
             for t in plan.sector_tables
         }
@@ -420,8 +421,10 @@ def build_packages(
         shared = Path(tempfile.mkdtemp(prefix=".sector-", dir=release_dir))
         (shared / "parquet").mkdir()
         (shared / "csv").mkdir()
-        for t in sector_tables:
-            _write_table(conn, f'select * from "{t}" order by all', shared, t, tables[t])
+        sector_data = {
+            t: _write_table(conn, f'select * from "{t}" order by all', shared, t, tables[t])
+            for t in sector_tables
+        }
         write_csv(
             shared / "data_dictionary.csv",
             ["table", "column", "data_type", "meaning", "unit", "dutch_term"],
@@ -439,7 +442,7 @@ def build_packages(
         parts = [[m.code for m in members[i::n]] for i in range(n)]
         workers = [_start_worker(plan, i, codes) for i, codes in enumerate(parts[1:], start=1)]
         try:
-            sources = _Sources(conn, plan, tables)
+            sources = _Sources(conn, plan, tables, sector_data)
             mine = set(parts[0])
             for member in members:
                 if member.code in mine:

@@ -97,9 +97,9 @@ def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, f
     ``.partial`` file, renamed to ``<delivery id>__<name>`` (the id holds the hash), and the
     upload is deleted. A crash before the rename leaves the upload in landing (the partial is
     removed next run); a crash after it leaves both, and the next run, finding the same bytes
-    under the same name in both, keeps the quarantined one (``_sealed_items``). With ``expect`` (upload_state taken before the file was read), an upload
-    that changed while it was read is left in landing and None is returned: it is still being
-    written.
+    under the same name in both, keeps the quarantined one (``_sealed_items``). With
+    ``expect`` (upload_state taken before the file was read), an upload that changed while it
+    was read is left in landing and None is returned: it is still being written.
     """
     qdir = home.quarantine / institution
     qdir.mkdir(parents=True, exist_ok=True)

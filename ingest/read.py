@@ -4,10 +4,10 @@ The relation has one text column per header, named by the standard's canonical n
 values trimmed and '' as NULL. A loader turns it into a table in one statement: by default
 the table ``raw``, where ``rowid + 1`` is the data row number (1-based, header not counted);
 intake's loader builds the typed table straight from it, so a delivery is parsed once and
-stored once on its way in (docs/decisions.md, "Intake types a delivery as it parses it"). A Parquet column
-whose type already fits its column of the standard (a timestamp for a date, a number for the
-price: ``ingest.typed.native_fits``) keeps that type; ``ReadResult.native`` names those. CSV and
-Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
+stored once on its way in (docs/decisions.md, "Intake types a delivery as it parses it").
+A Parquet column whose type already fits its column of the standard (a timestamp for a date,
+a number for the price: ``ingest.typed.native_fits``) keeps that type; ``ReadResult.native``
+names those. CSV and Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
 problem and the row, never the content of a row.
 """
 
@@ -284,8 +284,7 @@ def _checked(conn, result: ReadResult, relation: Relation, load: Loader | None) 
     try:
         result.rows = load(result, relation)
     except duckdb.Error as exc:
-        conn.execute(f"create or replace temp table raw as select * from {relation.sql}",
-                     relation.params)  # fmt: skip
+        load_raw(conn)(result, relation)  # raises the file's own error, if it has one
         conn.execute("drop table raw")
         raise _LoaderFailed(exc) from None
 

@@ -2,11 +2,12 @@
 
 The source is a delivery's relation (ingest/read.py: the file itself, parsed as it is
 typed) or a table of its text such as ``raw``. The typed table stores rows in the source's
-order, so ``rowid + 1`` is the data row number. The text values are already trimmed, with '' as NULL (ingest/read.py): trimming them
-again here cost a third of this pass. A column a Parquet delivery already holds in a type that
-fits (a timestamp for a date column, a number for the price, a boolean for the opt-out; see
-``native_fits``) stays in that type in ``raw`` and is taken as it is: formatting it as text
-only to parse it back cost half the read of a Parquet delivery.
+order, so ``rowid + 1`` is the data row number. The text values are already trimmed, with
+'' as NULL (ingest/read.py): trimming them again here cost a third of this pass. A column a
+Parquet delivery already holds in a type that fits (a timestamp for a date column, a number
+for the price, a boolean for the opt-out; see ``native_fits``) stays in that type in the
+source and is taken as it is: formatting it as text only to parse it back cost half the read
+of a Parquet delivery.
 
 Unparseable values become NULL next to their raw text, so validation can tell
 "empty" from "unparseable" without ever showing the value.
