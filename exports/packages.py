@@ -187,7 +187,7 @@ def _write_table(
     names = [c for c, _ in columns]
     rows = conn.execute(query).fetchall()
     write_csv(folder / "csv" / f"{table}.csv", names, rows)
-    return Table(names, [dict(zip(names, r, strict=True)) for r in rows])
+    return _table(names, rows)
 
 
 class _MemberRows:
@@ -219,7 +219,7 @@ class _MemberRows:
         pq.write_table(self.arrow.slice(start, length), folder / "parquet" / f"{table}.parquet")
         rows = self.rows[start : start + length]
         write_csv(folder / "csv" / f"{table}.csv", self.names, rows)
-        return Table(self.names, [dict(zip(self.names, r, strict=True)) for r in rows])
+        return _table(self.names, rows)
 
 
 def _ident(name: str) -> str:
@@ -294,9 +294,12 @@ class _Sources:
         self.police = NamePolice(plan.members)
 
 
+def _table(names: list[str], rows: list) -> Table:
+    return Table(names, [dict(zip(names, r, strict=True)) for r in rows])
+
+
 def _read_table(conn, query: str, columns: list[tuple[str, str]]) -> Table:
-    names = [c for c, _ in columns]
-    return Table(names, [dict(zip(names, r, strict=True)) for r in conn.execute(query).fetchall()])
+    return _table([c for c, _ in columns], conn.execute(query).fetchall())
 
 
 def _write_package(plan: _Plan, sources: _Sources, member: Institution) -> None:
@@ -336,6 +339,13 @@ def _write_package(plan: _Plan, sources: _Sources, member: Institution) -> None:
     check_package(folder, sources.police, member, frozenset(plan.cleared))
 
 
+def _write_share(plan: _Plan, sources: _Sources, codes: list[str]) -> None:
+    wanted = set(codes)
+    for member in plan.members:
+        if member.code in wanted:
+            _write_package(plan, sources, member)
+
+
 def write_packages_of(plan: _Plan, codes: list[str]) -> None:
     """A worker process's share: the packages of the members in ``codes``."""
     conn = duckdb.connect(str(Path(plan.release_dir) / "marts.duckdb"), read_only=True)
@@ -344,10 +354,7 @@ def write_packages_of(plan: _Plan, codes: list[str]) -> None:
         sources = _Sources(conn, plan, tables)
     finally:
         conn.close()
-    wanted = set(codes)
-    for member in plan.members:
-        if member.code in wanted:
-            _write_package(plan, sources, member)
+    _write_share(plan, sources, codes)
 
 
 MIN_PACKAGES_PER_WORKER = 10  # fewer packages than this are not worth starting a process for
@@ -442,11 +449,7 @@ def build_packages(
         parts = [[m.code for m in members[i::n]] for i in range(n)]
         workers = [_start_worker(plan, i, codes) for i, codes in enumerate(parts[1:], start=1)]
         try:
-            sources = _Sources(conn, plan, tables, sector_data)
-            mine = set(parts[0])
-            for member in members:
-                if member.code in mine:
-                    _write_package(plan, sources, member)
+            _write_share(plan, _Sources(conn, plan, tables, sector_data), parts[0])
         except BaseException:
             for worker in workers:
                 worker.kill()
