@@ -450,13 +450,15 @@ def build_packages(
         workers = [_start_worker(plan, i, codes) for i, codes in enumerate(parts[1:], start=1)]
         try:
             _write_share(plan, _Sources(conn, plan, tables, sector_data), parts[0])
-        except BaseException:
             for worker in workers:
-                worker.kill()
-                worker.communicate()
-            raise
-        for worker in workers:
-            _end_worker(worker)
+                _end_worker(worker)
+        finally:
+            # on any failure no worker outlives the step: one still writing into the
+            # release folder would race the caller's removal of it
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+                    worker.communicate()
         unwritten = [m.code for m in members
                      if not (release_dir / "institutions" / m.code / "report.html").is_file()]  # fmt: skip
         if unwritten:  # a defect of ours: the release would lack packages

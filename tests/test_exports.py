@@ -550,6 +550,46 @@ def test_a_release_that_names_another_member_is_not_published(warehouse_home, mo
     assert not list(warehouse_home.published.glob(".incoming-*"))
 
 
+def test_a_failed_worker_stops_the_others_before_the_release_is_removed(warehouse_home,
+                                                                       monkeypatch):  # fmt: skip
+    """When one worker fails, the step does not return while another still writes into the
+    release folder (it would race the removal of the folder: CI saw a leftover .incoming-)."""
+    import exports.packages
+
+    monkeypatch.setattr(exports.packages, "MIN_PACKAGES_PER_WORKER", 1)
+    monkeypatch.setenv("PUBLIEKSDATA_PUBLICATION_WORKERS", "3")
+    conn = duckdb.connect(str(warehouse_home.warehouse))
+    conn.execute(
+        "update published.market_area set area_name = 'near Museum aan de Rivier' "
+        "where institution_code = 'th_zuidoost' and area_code = 'GM0007'"
+    )  # th_zuidoost: worker 1's; worker 2 is a process that does not end by itself
+    conn.close()
+    started = []
+    real_start = exports.packages._start_worker
+
+    def start(plan, number, codes):
+        if number == 2:
+            worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                      stderr=subprocess.PIPE, text=True)  # fmt: skip
+        else:
+            worker = real_start(plan, number, codes)
+        started.append(worker)
+        return worker
+
+    monkeypatch.setattr(exports.packages, "_start_worker", start)
+    try:
+        with pytest.raises(PublieksdataError, match="package of th_zuidoost names another"):
+            publish_release(warehouse_home)
+        assert len(started) == 2
+        assert all(worker.returncode is not None for worker in started)
+    finally:
+        for worker in started:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert not list(warehouse_home.published.glob(".incoming-*"))
+
+
 def test_a_second_publisher_is_refused_while_one_is_writing(warehouse_home):
     from exports.release import _publication_lock
 
