@@ -329,3 +329,36 @@ def test_a_chain_is_the_first_pseudonym_rekeyed_version_by_version(value, keys):
     for key in keys[1:]:
         expected = rekey(key, expected)
     assert chained_pseudonym(keys, "email", value) == expected
+
+
+def test_unparseable_identifiers_are_counted_per_delivery(home):
+    """Distinct unparseable e-mail addresses and phone numbers per delivery, two deliveries in
+    one privacy group; a value that only the Python rules parse counts as parseable, a row
+    that objected to research is not looked at."""
+    write_minimal_sector(home)
+    deliver(home, "th_a", "a.csv", HEADER + "".join([
+        row("T1", email="not-an-email"),
+        row("T2", email="not-an-email", phone="12"),
+        row("T3", email="ann@example.nl ", phone="(020) 555 1234"),  # Python's answers
+        row("T4", email="also-not-one", opt_out="true"),
+    ]))  # fmt: skip
+    deliver(home, "mu_b", "b.csv", HEADER + "".join([
+        row("M1", email="not-an-email", phone="12"),
+        row("M2", email="bob@example.nl", phone="0612345678"),
+        row("M3", email="bob@", phone="12"),
+    ]))  # fmt: skip
+    take_deliveries(home)
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        soft = {name: json.loads(problems) for name, problems in conn.execute(
+            "select file_name, soft_problems from intake.deliveries").fetchall()}  # fmt: skip
+        [mapped] = conn.execute(
+            "select count(sector_pseudonym) from pseudo.tickets where ticket_id = 'T3'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert mapped == 1
+    counts = {name: (s.get("email_unparseable", 0), s.get("phone_unparseable", 0))
+              for name, s in soft.items()}  # fmt: skip
+    assert counts == {"a.csv": (1, 1), "b.csv": (2, 1)}
