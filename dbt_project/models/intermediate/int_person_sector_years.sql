@@ -22,7 +22,10 @@ sector_years as (
         person_years.person_key,
         person_years.year,
         cast(sum(person_years.visits) as bigint) as sector_visits,
-        count(distinct person_years.institution_code) as n_institutions,
+        -- one row per institution here (person_years is one row per institution, year,
+        -- person key and has_sector_key, and only has_sector_key rows are read): count(*) is
+        -- count(distinct institution_code) without its second aggregation (2.0 -> 1.0 s at 10M)
+        count(*) as n_institutions,
         count(distinct institutions.discipline) as n_disciplines
     from person_years
     inner join institutions
