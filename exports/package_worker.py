@@ -1,9 +1,11 @@
 """A worker process of publication: writes the packages of some members of a release.
 
 Started by ``exports.packages.build_packages`` as ``python -m exports.package_worker <job>``,
-where the file ``job`` holds ``{"plan": ..., "codes": [...]}``. Exit status 0 when every package was
+where the file ``job`` holds ``{"plan": ..., "codes": [...], "parent": <the step's pid>}``. Exit status 0 when every package was
 written and checked; 3 with the message on standard error when a package names another
-member (a PublieksdataError, whose messages are ours); 1 with only the error's class
+member (a PublieksdataError, whose messages are ours); 4 when the step's process that
+started it is gone (killed with its run: the worker stops before its next package instead
+of writing into a release folder the next run removes); 1 with only the error's class
 otherwise (another library's message could quote a value).
 """
 
@@ -13,14 +15,18 @@ import json
 import sys
 from pathlib import Path
 
+PARENT_GONE = 4  # the step's process died: the worker stopped before its next package
+
 
 def main() -> int:
-    from exports.packages import _NAME_CHECK_FAILED, _Plan, write_packages_of
+    from exports.packages import _NAME_CHECK_FAILED, ParentGone, _Plan, write_packages_of
     from publieksdata.settings import PublieksdataError
 
     try:
         job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-        write_packages_of(_Plan.from_json(job["plan"]), job["codes"])
+        write_packages_of(_Plan.from_json(job["plan"]), job["codes"], job.get("parent"))
+    except ParentGone:
+        return PARENT_GONE  # nobody waits for this worker any more
     except PublieksdataError as exc:
         print(str(exc), file=sys.stderr)
         return _NAME_CHECK_FAILED

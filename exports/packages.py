@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -339,14 +340,24 @@ def _write_package(plan: _Plan, sources: _Sources, member: Institution) -> None:
     check_package(folder, sources.police, member, frozenset(plan.cleared))
 
 
-def _write_share(plan: _Plan, sources: _Sources, codes: list[str]) -> None:
+def _write_share(plan: _Plan, sources: _Sources, codes: list[str], parent: int | None = None
+                 ) -> None:  # fmt: skip
+    """Write the packages of the members in ``codes``; in a worker (``parent``: the step's
+    process id) stop before the next package once the step's process is gone."""
     wanted = set(codes)
     for member in plan.members:
         if member.code in wanted:
+            if parent is not None and os.getppid() != parent:
+                raise ParentGone()
             _write_package(plan, sources, member)
 
 
-def write_packages_of(plan: _Plan, codes: list[str]) -> None:
+class ParentGone(Exception):
+    """A worker's step process died (killed with its run): the release folder the worker
+    writes into is abandoned, and the next run removes it (not while a worker writes)."""
+
+
+def write_packages_of(plan: _Plan, codes: list[str], parent: int | None = None) -> None:
     """A worker process's share: the packages of the members in ``codes``."""
     conn = duckdb.connect(str(Path(plan.release_dir) / "marts.duckdb"), read_only=True)
     try:
@@ -354,7 +365,7 @@ def write_packages_of(plan: _Plan, codes: list[str]) -> None:
         sources = _Sources(conn, plan, tables)
     finally:
         conn.close()
-    _write_share(plan, sources, codes)
+    _write_share(plan, sources, codes, parent)
 
 
 MIN_PACKAGES_PER_WORKER = 10  # fewer packages than this are not worth starting a process for
@@ -363,7 +374,8 @@ _NAME_CHECK_FAILED = 3  # a worker's exit status: its message is a PublieksdataE
 
 def _start_worker(plan: _Plan, number: int, codes: list[str]) -> subprocess.Popen:
     job = Path(plan.shared) / f"worker-{number}.json"
-    job.write_text(json.dumps({"plan": plan.to_json(), "codes": codes}), encoding="utf-8")
+    job.write_text(json.dumps({"plan": plan.to_json(), "codes": codes, "parent": os.getpid()}),
+                   encoding="utf-8")  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "exports.package_worker", str(job)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

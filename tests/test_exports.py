@@ -550,6 +550,40 @@ def test_a_release_that_names_another_member_is_not_published(warehouse_home, mo
     assert not list(warehouse_home.published.glob(".incoming-*"))
 
 
+def test_a_worker_whose_step_died_writes_no_further_package(monkeypatch, tmp_path):
+    """A step killed with its run leaves its workers orphaned: each stops before its next
+    package (exit status 4) instead of writing into a release folder the next run removes."""
+    import types
+
+    import exports.package_worker
+    import exports.packages
+
+    written = []
+    monkeypatch.setattr(exports.packages, "_write_package",
+                        lambda plan, sources, member: written.append(member.code))  # fmt: skip
+    plan = types.SimpleNamespace(members=[Institution("a", "A"), Institution("b", "B")])
+    exports.packages._write_share(plan, None, ["a", "b"], parent=os.getppid())  # alive
+    assert written == ["a", "b"]
+    written.clear()
+    with pytest.raises(exports.packages.ParentGone):
+        exports.packages._write_share(plan, None, ["a", "b"], parent=os.getpid())  # not ours
+    assert written == []
+
+    job = tmp_path / "worker-1.json"
+    job.write_text(json.dumps({"plan": "{}", "codes": ["a"], "parent": os.getpid()}))
+    seen = []
+
+    def write_packages_of(plan, codes, parent):
+        seen.append(parent)
+        raise exports.packages.ParentGone()
+
+    monkeypatch.setattr(exports.packages, "write_packages_of", write_packages_of)
+    monkeypatch.setattr(exports.packages._Plan, "from_json", classmethod(lambda cls, text: None))
+    monkeypatch.setattr(sys, "argv", ["package_worker", str(job)])
+    assert exports.package_worker.main() == exports.package_worker.PARENT_GONE == 4
+    assert seen == [os.getpid()]
+
+
 def test_a_failed_worker_stops_the_others_before_the_release_is_removed(warehouse_home,
                                                                        monkeypatch):  # fmt: skip
     """When one worker fails, the step does not return while another still writes into the
