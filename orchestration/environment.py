@@ -35,8 +35,13 @@ def configure_environment(home: DataHome | None = None) -> DataHome:
     instance_config = home.dagster / "dagster.yaml"
     if os.environ["DAGSTER_HOME"] == str(home.dagster) and not instance_config.exists():
         instance_config.write_text(INSTANCE_CONFIG)
-    # dbt is installed beside this Python: find it even when the virtualenv is not activated
+    put_dbt_on_path()
+    return home
+
+
+def put_dbt_on_path() -> None:
+    """dbt is installed beside this Python: find it even when the virtualenv is not activated
+    (dagster-dbt looks for ``dbt`` on PATH, also when it only parses the project)."""
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    return home

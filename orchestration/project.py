@@ -12,8 +12,13 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
+from orchestration.environment import put_dbt_on_path
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
+# dagster-dbt finds dbt on PATH, also to parse the project: this module may be imported
+# before anything configured the environment (a test importing one asset module first)
+put_dbt_on_path()
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
 

@@ -203,3 +203,16 @@ def test_release_metadata_counts_rows_and_suppressed_cells(tmp_path):
         "benchmark": {"rows": 2, "rows_with_suppressed_cells": 1},
         "market_sector": {"rows": 1, "rows_with_suppressed_cells": None},
     }
+
+
+def test_the_dbt_project_finds_dbt_without_an_activated_virtualenv():
+    """dagster-dbt looks for ``dbt`` on PATH, also just to parse the project. Importing the
+    project module alone (an asset module imported first, before anything configured the
+    environment) must find this environment's dbt: CI once failed on it."""
+    code = "import shutil, orchestration.project; print(shutil.which('dbt'))"
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(REPO)}  # fmt: skip
+    found = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == str(Path(sys.executable).parent / "dbt")
