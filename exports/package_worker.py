@@ -1,12 +1,12 @@
 """A worker process of publication: writes the packages of some members of a release.
 
 Started by ``exports.packages.build_packages`` as ``python -m exports.package_worker <job>``,
-where the file ``job`` holds ``{"plan": ..., "codes": [...], "parent": <the step's pid>}``. Exit status 0 when every package was
-written and checked; 3 with the message on standard error when a package names another
-member (a PublieksdataError, whose messages are ours); 4 when the step's process that
-started it is gone (killed with its run: the worker stops before its next package instead
-of writing into a release folder the next run removes); 1 with only the error's class
-otherwise (another library's message could quote a value).
+where the file ``job`` holds ``{"plan": ..., "codes": [...], "parent": <the step's pid>}``.
+Exit status 0 when every package was written and checked; 3 with the message on standard error
+when a package names another member (a PublieksdataError, whose messages are ours); 4 when the
+step's process that started it is gone (killed with its run: the worker stops before its next
+package instead of writing into a release folder the next run removes); 1 with only the error's
+class otherwise (another library's message could quote a value).
 """
 
 from __future__ import annotations

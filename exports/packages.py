@@ -340,6 +340,11 @@ def _write_package(plan: _Plan, sources: _Sources, member: Institution) -> None:
     check_package(folder, sources.police, member, frozenset(plan.cleared))
 
 
+class ParentGone(Exception):
+    """A worker's step process died (killed with its run): the release folder the worker
+    writes into is abandoned, and the next run removes it (not while a worker writes)."""
+
+
 def _write_share(plan: _Plan, sources: _Sources, codes: list[str], parent: int | None = None
                  ) -> None:  # fmt: skip
     """Write the packages of the members in ``codes``; in a worker (``parent``: the step's
@@ -350,11 +355,6 @@ def _write_share(plan: _Plan, sources: _Sources, codes: list[str], parent: int |
             if parent is not None and os.getppid() != parent:
                 raise ParentGone()
             _write_package(plan, sources, member)
-
-
-class ParentGone(Exception):
-    """A worker's step process died (killed with its run): the release folder the worker
-    writes into is abandoned, and the next run removes it (not while a worker writes)."""
 
 
 def write_packages_of(plan: _Plan, codes: list[str], parent: int | None = None) -> None:

@@ -7,8 +7,8 @@ intake's loader builds the typed table straight from it, so a delivery is parsed
 stored once on its way in (docs/decisions.md, "Intake types a delivery as it parses it").
 A Parquet column whose type already fits its column of the standard (a timestamp for a date,
 a number for the price: ``ingest.typed.native_fits``) keeps that type; ``ReadResult.native``
-names those. CSV and Parquet stream through DuckDB; XLSX is read with calamine in batches. Errors name the
-problem and the row, never the content of a row.
+names those. CSV and Parquet stream through DuckDB; XLSX is read with calamine in batches.
+Errors name the problem and the row, never the content of a row.
 """
 
 from __future__ import annotations
