@@ -137,6 +137,7 @@ def unlink_erased(conn) -> int:
         f"""
         update wh.pseudo.tickets set
             sector_pseudonym = null, customer_pseudonym = null,
+            sector_head = null, customer_head = null,
             pc4 = null, birth_year = null, gender = 'unknown', country = null,
             loaded_at = now()  -- the row changed: its institution is rebuilt (incremental dbt)
         where sector_pseudonym in {ERASED_SECTOR}
@@ -144,8 +145,8 @@ def unlink_erased(conn) -> int:
         """
     ).fetchone()[0]
     account_rows = conn.execute(
-        f"update wh.pseudo.tickets set customer_pseudonym = null, loaded_at = now() "
-        f"where customer_pseudonym in {ERASED_CUSTOMER}"
+        "update wh.pseudo.tickets set customer_pseudonym = null, customer_head = null, "
+        f"loaded_at = now() where customer_pseudonym in {ERASED_CUSTOMER}"
     ).fetchone()[0]
     # the record keys of erased pseudonyms go too (the perturbation keys of docs/metrics.md)
     conn.execute(

@@ -161,6 +161,7 @@ def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
     import duckdb
 
     from privacy.keyed_sql import KeyParams, execute_keyed
+    from publieksdata.warehouse import pseudonym_head
 
     conn.execute(
         "create or replace temp table record_candidates as "
@@ -175,8 +176,9 @@ def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
             expr = params.record_key_sql(keyring.derive("record"), "person_key")
             execute_keyed(
                 conn,
-                "insert into wh.pseudo.person_record_keys "
-                f"select person_key, {expr} from record_candidates",
+                "insert into wh.pseudo.person_record_keys (person_key, record_key, person_head) "
+                f"select person_key, {expr}, {pseudonym_head('person_key')} "
+                "from record_candidates",
                 params,
                 "computing record keys",
             )

@@ -21,15 +21,17 @@ rotation is finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from privacy.keyring import activate_pending, open_keyring, pending_keyring
 from privacy.pseudonymise import rekey
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, transaction, work_connection
+from publieksdata.warehouse import check_keyring, pseudonym_head, transaction, work_connection
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,16 @@ def _rekey_map(key: bytes, pseudonyms: list[str]) -> pa.Table:
     if len(set(new)) != len(new):  # would merge two persons: never seen, but never silent
         raise PublieksdataError("key rotation aborted: two pseudonyms collided under the new key")
     return pa.table({"old": pa.array(pseudonyms, pa.string()), "new": pa.array(new, pa.string())})
+
+
+def _with_heads(conn, name: str, table: pa.Table) -> None:
+    """The map ``name``: old -> new pseudonym, and the new one's head (pseudonym_head)."""
+    conn.register(f"{name}_arrow", table)
+    try:
+        conn.execute(f"create or replace temp table {name} as select old, new, "
+                     f"{pseudonym_head('new')} as head from {name}_arrow")  # fmt: skip
+    finally:
+        conn.unregister(f"{name}_arrow")
 
 
 def _distinct(conn, sql: str) -> list[str]:
@@ -94,7 +106,8 @@ def _carry_record_keys(conn) -> None:
     conn.execute(
         """
         create temp table record_keys_rekeyed as
-        select coalesce(ms.new, mc.new) as person_key, r.record_key
+        select coalesce(ms.new, mc.new) as person_key, r.record_key,
+               coalesce(ms.head, mc.head) as person_head
         from wh.pseudo.person_record_keys r
         left join map_sector ms on ms.old = r.person_key
         left join map_customer mc on mc.old = r.person_key
@@ -102,7 +115,9 @@ def _carry_record_keys(conn) -> None:
         """
     )
     conn.execute("delete from wh.pseudo.person_record_keys")
-    conn.execute("insert into wh.pseudo.person_record_keys select * from record_keys_rekeyed")
+    conn.execute(
+        "insert into wh.pseudo.person_record_keys by name select * from record_keys_rekeyed"
+    )
     conn.execute("drop table record_keys_rekeyed")
 
 
@@ -123,8 +138,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
         "select customer_pseudonym from wh.pseudo.tickets where customer_pseudonym is not null "
         "union select pseudonym from wh.meta.erased where kind = 'customer'",
     )
-    conn.register("map_sector", _rekey_map(sector_key, sectors))
-    conn.register("map_customer", _rekey_map(customer_key, customers))
+    _with_heads(conn, "map_sector", _rekey_map(sector_key, sectors))
+    _with_heads(conn, "map_customer", _rekey_map(customer_key, customers))
     try:
         with transaction(conn):
             before = conn.execute(_COUNTS).fetchone()
@@ -134,6 +149,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
                     sector_pseudonym = (select new from map_sector where old = sector_pseudonym),
                     customer_pseudonym =
                         (select new from map_customer where old = customer_pseudonym),
+                    sector_head = (select head from map_sector where old = sector_pseudonym),
+                    customer_head = (select head from map_customer where old = customer_pseudonym),
                     key_id = ?,
                     loaded_at = now()  -- every row changed: incremental dbt models rebuild all
                 """,
@@ -159,8 +176,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
             if conn.execute(_COUNTS).fetchone() != before:
                 raise PublieksdataError("key rotation aborted: the re-keyed warehouse lost a link")
     finally:
-        conn.unregister("map_sector")
-        conn.unregister("map_customer")
+        with contextlib.suppress(duckdb.Error):  # never mask the error that failed
+            conn.execute("drop table if exists map_sector; drop table if exists map_customer")
     return RotationOutcome(
         current.key_id, pending.key_id, pending.fingerprint, len(sectors), len(customers), rows
     )

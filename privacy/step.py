@@ -41,7 +41,13 @@ from privacy.normalise import (
 from privacy.pseudonymise import complete_record_keys
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, privacy_memory_limit, transaction, work_connection
+from publieksdata.warehouse import (
+    check_keyring,
+    privacy_memory_limit,
+    pseudonym_head,
+    transaction,
+    work_connection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +194,9 @@ def _build_maps(conn, keyring: Keyring) -> None:
         pseudonym = params.chained_hmac_sql(keys, kind, "norm", kind_sql=kind_sql)
         keyed_sql.execute_keyed(
             conn,
-            f"create or replace temp table map_{table} as select {columns}, {pseudonym} "
-            f"as pseudonym from norm_{table} where norm is not null",
+            f"create or replace temp table map_{table} as select *, "
+            f"{pseudonym_head('pseudonym')} as head from (select {columns}, {pseudonym} "
+            f"as pseudonym from norm_{table} where norm is not null)",
             params,
             "keying identifiers",
         )
@@ -231,6 +238,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
                      then coalesce(me.pseudonym, mp.pseudonym, mf.pseudonym) end
                     as sector_pseudonym,
                 case when not d.research_opt_out then mc.pseudonym end as customer_pseudonym,
+                case when not d.research_opt_out
+                     then coalesce(me.head, mp.head, mf.head) end as sector_head,
+                case when not d.research_opt_out then mc.head end as customer_head,
                 case when {country} = 'NL' then mpc.pc4 end as pc4,
                 {country} as country,
                 year(d.birth_date) as birth_year,
@@ -279,7 +289,12 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             _keep_erased_persons_out(conn)
         conn.execute(
             """
-            insert into wh.pseudo.tickets
+            insert into wh.pseudo.tickets (
+                institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
+                ticket_type, channel, status, sector_pseudonym, customer_pseudonym, pc4, country,
+                birth_year, gender, research_opt_out, key_id, delivery_id, loaded_at,
+                sector_head, customer_head
+            )
             select
                 institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
                 ticket_type, channel, status,
@@ -290,7 +305,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
                 case when not erased then birth_year end,
                 case when erased then 'unknown' else gender end,
                 research_opt_out,
-                ?, delivery_id, now()
+                ?, delivery_id, now(),
+                case when not erased then sector_head end,
+                case when not erased and not account_erased then customer_head end
             from keyed_erased
             """,
             [keyring.key_id],

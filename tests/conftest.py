@@ -61,6 +61,36 @@ def write_minimal_sector(home: DataHome) -> None:
     )
 
 
+def fixture_heads(conn) -> None:
+    """Heads (``publieksdata.warehouse.pseudonym_head``) for a test warehouse written by hand.
+
+    Its pseudonyms are labels ("b1", "S_7"), not 64 hex digits, so each label's head is its
+    64-bit hash: one number per label, the same in every table, as the privacy step makes it.
+    """
+
+    def head(column: str) -> str:  # hash(NULL) is a number: a missing pseudonym has no head
+        return f"case when {column} is not null then cast(hash({column}) as uhugeint) end"
+
+    conn.execute(
+        f"update pseudo.tickets set sector_head = {head('sector_pseudonym')}, "
+        f"customer_head = {head('customer_pseudonym')}"
+    )
+    conn.execute(f"update pseudo.person_record_keys set person_head = {head('person_key')}")
+
+
+def heads_out_of_step(conn, db: str = "pseudo") -> int:
+    """Rows whose head is not ``pseudonym_head`` of their pseudonym (a head left behind by
+    erasure or rotation, or missing): always 0 in a warehouse the pipeline wrote."""
+    from publieksdata.warehouse import HEADS, pseudonym_head
+
+    out = 0
+    for table, heads in HEADS.items():
+        wrong = " or ".join(f"{head} is distinct from {pseudonym_head(source)}"
+                            for head, source in heads)  # fmt: skip
+        out += conn.execute(f"select count(*) from {db}.{table} where {wrong}").fetchone()[0]
+    return out
+
+
 def insert_many(conn, sql: str, rows: list[tuple]) -> None:
     """``conn.executemany(sql, rows)`` for ``insert ... values (...)`` in one statement: DuckDB
     runs executemany's statement once per row (about a millisecond each, a commit each outside a

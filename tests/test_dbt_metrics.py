@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import insert_many
+from conftest import fixture_heads, insert_many
 
 from privacy.pseudonymise import record_key
 from publieksdata.warehouse import DDL
@@ -161,9 +161,10 @@ def write_warehouse(path: Path, sector: Sector) -> None:
     persons = sorted({t[9] for t in sector.tickets if t[9]})
     insert_many(
         conn,
-        "insert into pseudo.person_record_keys values (?, ?)",
+        "insert into pseudo.person_record_keys (person_key, record_key) values (?, ?)",
         [(p, record_key(b"\x07" * 32, p)) for p in persons],
     )
+    fixture_heads(conn)
     conn.execute(
         "create table reference.institutions (code varchar, name varchar, discipline varchar, "
         "pc4 varchar)"

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import insert_many
+from conftest import fixture_heads, insert_many
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -138,9 +138,10 @@ def write_warehouse(path: Path, s: Sector) -> None:
     persons = sorted({f"S_{t[6]}" for t in s.tickets if t[6]})
     insert_many(
         conn,
-        "insert into pseudo.person_record_keys values (?, ?)",
+        "insert into pseudo.person_record_keys (person_key, record_key) values (?, ?)",
         [(p, record_key(RECORD_SECRET, p)) for p in persons],
     )
+    fixture_heads(conn)
     conn.execute("create table reference.institutions (code varchar, name varchar, "
                  "discipline varchar, pc4 varchar)")  # fmt: skip
     insert_many(

@@ -7,7 +7,7 @@ import logging
 import duckdb
 import pytest
 from privacy_scan import find_identifiers
-from test_privacy_keys import HEADER, load, make_sector, persons, row, tickets
+from test_privacy_keys import HEADER, heads, load, make_sector, persons, row, tickets
 
 from privacy.erasure import ErasureRequest, erase_person
 from privacy.rotation import rotate_keys
@@ -54,6 +54,8 @@ def test_erase_by_email_unlinks_every_row_of_the_person(sector):
     for key in ANN:
         assert ticket_attributes(sector, *key)[:5] == (None, None, None, None, None)
     assert ANN not in persons(sector) and len(persons(sector)) == 3  # bob, cas, dirk
+    per_ticket, _ = heads(sector)  # the heads dbt reads went with the pseudonyms
+    assert all(per_ticket[key] == (None, None) for key in ANN)
     assert ticket_attributes(sector, "th_a", "T1")[5] == 12.5
     # the suppression list holds pseudonyms; the log holds neither them nor the identifier
     erased = {r[0] for r in meta(sector, "select pseudonym from meta.erased")}

@@ -5,6 +5,52 @@ import pytest
 
 from publieksdata.warehouse import DDL, transaction, work_connection
 
+SECTOR = "9f" * 32  # a pseudonym: 64 hex digits
+SECTOR_HEAD = int("9f" * 16, 16)  # its head: the first 128 bits
+
+
+def _without_heads(ddl: str) -> str:
+    """The schema before the pseudonyms' heads (the seventeenth round of issue #8)."""
+    start = ddl.index("    loaded_at timestamp not null,\n    -- the first 128 bits")
+    end = ddl.index("    customer_head uhugeint\n") + len("    customer_head uhugeint\n")
+    old = ddl[:start] + "    loaded_at timestamp not null\n" + ddl[end:]
+    old = old.replace(
+        "    record_key double not null,\n    person_head uhugeint              -- pseudonym_head(person_key)\n",
+        "    record_key double not null\n",
+    )
+    assert "uhugeint" not in old
+    return old
+
+
+def test_an_older_warehouse_gets_the_heads_of_its_pseudonyms(home):
+    """A warehouse from before the heads gets the columns and the head of every pseudonym it
+    holds (dbt reads only the heads); an erased row (no pseudonym) keeps none."""
+    customer = "0a" * 32
+    with duckdb.connect(str(home.warehouse)) as conn:
+        [(db,)] = conn.execute("select current_database()").fetchall()
+        conn.execute(_without_heads(DDL).format(db=db))
+        conn.execute(
+            "insert into pseudo.tickets (institution_code, ticket_id, event_id, event_start, "
+            "sold_at, price, status, sector_pseudonym, customer_pseudonym, research_opt_out, "
+            "delivery_id, loaded_at) values "
+            f"('th_a', 'T1', 'E1', now(), now(), 1, 'sold', '{SECTOR}', '{customer}', false, 'd1', now()), "
+            "('th_a', 'T2', 'E1', now(), now(), 1, 'sold', null, null, false, 'd1', now())"
+        )  # fmt: skip
+        conn.execute(
+            f"insert into pseudo.person_record_keys values ('{SECTOR}', 0.5), ('{customer}', 0.75)"
+        )
+    with work_connection(home):
+        pass
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        assert conn.execute(
+            "select ticket_id, sector_head, customer_head from pseudo.tickets order by 1"
+        ).fetchall() == [("T1", SECTOR_HEAD, int("0a" * 16, 16)), ("T2", None, None)]
+        assert conn.execute(
+            "select person_head from pseudo.person_record_keys order by record_key"
+        ).fetchall() == [(SECTOR_HEAD,), (int("0a" * 16, 16),)]
+    with work_connection(home):  # the second time there is nothing to do
+        pass
+
 
 def _primary_keys(path) -> set[str]:
     with duckdb.connect(str(path), read_only=True) as conn:
@@ -18,7 +64,8 @@ def test_an_older_warehouse_loses_the_primary_keys_that_outgrow_memory(home):
     keys' index did not fit the privacy step's memory, the commit failed and invalidated the
     database. Opening an older warehouse rebuilds both without the key, rows kept."""
     old = (
-        DDL.replace("    loaded_at timestamp not null\n    --", "    loaded_at timestamp not null,\n    primary key (institution_code, ticket_id)\n    --")
+        _without_heads(DDL)
+        .replace("    loaded_at timestamp not null\n    --", "    loaded_at timestamp not null,\n    primary key (institution_code, ticket_id)\n    --")
         .replace("person_key varchar not null,", "person_key varchar primary key,")
     )  # fmt: skip
     assert old.count("primary key (institution_code, ticket_id)") == 1
@@ -27,10 +74,10 @@ def test_an_older_warehouse_loses_the_primary_keys_that_outgrow_memory(home):
         conn.execute(old.format(db=db))
         conn.execute(
             "insert into pseudo.tickets values ('th_a', 'T1', null, 'E1', timestamp '2025-03-01', "
-            "timestamp '2025-02-01', 12.5, null, null, 'sold', 's', null, '1011', 'NL', 1980, "
-            "'f', false, 'k1', 'd1', now())"
+            f"timestamp '2025-02-01', 12.5, null, null, 'sold', '{SECTOR}', null, '1011', 'NL', "
+            "1980, 'f', false, 'k1', 'd1', now())"
         )
-        conn.execute("insert into pseudo.person_record_keys values ('s', 0.25)")
+        conn.execute(f"insert into pseudo.person_record_keys values ('{SECTOR}', 0.25)")
     assert _primary_keys(home.warehouse) >= {"tickets", "person_record_keys"}
 
     with work_connection(home):
@@ -40,7 +87,12 @@ def test_an_older_warehouse_loses_the_primary_keys_that_outgrow_memory(home):
         assert conn.execute("select ticket_id, price from pseudo.tickets").fetchall() == [
             ("T1", 12.5)
         ]
-        assert conn.execute("select * from pseudo.person_record_keys").fetchall() == [("s", 0.25)]
+        assert conn.execute("select * from pseudo.person_record_keys").fetchall() == [
+            (SECTOR, 0.25, SECTOR_HEAD)
+        ]
+        assert conn.execute("select sector_head, customer_head from pseudo.tickets").fetchall() == [
+            (SECTOR_HEAD, None)
+        ]
         tables = {t for (t,) in conn.execute("select table_name from duckdb_tables()").fetchall()}
         assert not [t for t in tables if t.endswith("_keyed")]
     with work_connection(home):  # the second time there is nothing to do

@@ -6,7 +6,8 @@ with source as (
 
 renamed as (
     select
-        person_key,
+        -- the head of the person key, as the persons of stg_pseudo__tickets
+        person_head as person_key,
         cast(record_key as double) as record_key
     from source
 )
