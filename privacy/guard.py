@@ -47,7 +47,12 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from publieksdata.settings import DataHome, PublieksdataError
 
 PUBLISHED_SCHEMA = "published"
-PERSON_KEY_NAME = re.compile(r"^(person_key|record_key|pseudonym|.*_pseudonym)$", re.IGNORECASE)
+# a pseudonym's head (publieksdata/warehouse.py, pseudonym_head) is a person key as much as
+# the pseudonym it is the first half of
+PERSON_KEY_NAME = re.compile(
+    r"^(person_key|record_key|pseudonym|.*_pseudonym|(sector|customer|person)_head)$",
+    re.IGNORECASE,
+)
 _REDUCING = (exp.Count, exp.CountIf, exp.ApproxDistinct)
 _MAX_PATH = 6
 
