@@ -28,6 +28,7 @@ from privacy.normalise import (
     normalise_email,
     normalise_phone,
 )
+from publieksdata.warehouse import pseudonym_head
 
 
 def pseudonym(key: bytes, kind: str, value: str) -> str:
@@ -161,7 +162,6 @@ def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
     import duckdb
 
     from privacy.keyed_sql import KeyParams, execute_keyed
-    from publieksdata.warehouse import pseudonym_head
 
     conn.execute(
         "create or replace temp table record_candidates as "

@@ -179,8 +179,8 @@ def _add_pseudonym_heads(conn: duckdb.DuckDBPyConnection, db: str) -> None:
     """A warehouse from before the heads gets them, once, in one transaction: the columns, and
     the head of every pseudonym it holds."""
     for table, heads in HEADS.items():
-        missing = [(head, source) for head, source in heads
-                   if head not in _columns(conn, db, table)]  # fmt: skip
+        present = _columns(conn, db, table)
+        missing = [(head, source) for head, source in heads if head not in present]
         if not missing:
             continue
         with transaction(conn):

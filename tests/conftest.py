@@ -68,17 +68,16 @@ def fixture_heads(conn) -> None:
     64-bit hash: one number per label, the same in every table, as the privacy step makes it.
     """
 
-    def head(column: str) -> str:  # hash(NULL) is a number: a missing pseudonym has no head
-        return f"case when {column} is not null then cast(hash({column}) as uhugeint) end"
+    from publieksdata.warehouse import HEADS
 
-    conn.execute(
-        f"update pseudo.tickets set sector_head = {head('sector_pseudonym')}, "
-        f"customer_head = {head('customer_pseudonym')}"
-    )
-    conn.execute(f"update pseudo.person_record_keys set person_head = {head('person_key')}")
+    for table, heads in HEADS.items():
+        # hash(NULL) is a number: a missing pseudonym has no head
+        sets = ", ".join(f"{head} = case when {source} is not null "
+                         f"then cast(hash({source}) as uhugeint) end" for head, source in heads)  # fmt: skip
+        conn.execute(f"update pseudo.{table} set {sets}")
 
 
-def heads_out_of_step(conn, db: str = "pseudo") -> int:
+def heads_out_of_step(conn, schema: str = "pseudo") -> int:
     """Rows whose head is not ``pseudonym_head`` of their pseudonym (a head left behind by
     erasure or rotation, or missing): always 0 in a warehouse the pipeline wrote."""
     from publieksdata.warehouse import HEADS, pseudonym_head
@@ -87,7 +86,7 @@ def heads_out_of_step(conn, db: str = "pseudo") -> int:
     for table, heads in HEADS.items():
         wrong = " or ".join(f"{head} is distinct from {pseudonym_head(source)}"
                             for head, source in heads)  # fmt: skip
-        out += conn.execute(f"select count(*) from {db}.{table} where {wrong}").fetchone()[0]
+        out += conn.execute(f"select count(*) from {schema}.{table} where {wrong}").fetchone()[0]
     return out
 
 
