@@ -31,7 +31,13 @@ import pyarrow as pa
 from privacy.keyring import activate_pending, open_keyring, pending_keyring
 from privacy.pseudonymise import rekey
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, pseudonym_head, transaction, work_connection
+from publieksdata.warehouse import (
+    check_keyring,
+    execute_on_pseudonyms,
+    pseudonym_head,
+    transaction,
+    work_connection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +64,9 @@ def _with_heads(conn, name: str, table: pa.Table) -> None:
     """The map ``name``: old -> new pseudonym, and the new one's head (pseudonym_head)."""
     conn.register(f"{name}_arrow", table)
     try:
-        conn.execute(f"create or replace temp table {name} as select old, new, "
-                     f"{pseudonym_head('new')} as head from {name}_arrow")  # fmt: skip
+        execute_on_pseudonyms(conn, f"create or replace temp table {name} as select old, new, "
+                              f"{pseudonym_head('new')} as head from {name}_arrow",
+                              "re-keying the heads")  # fmt: skip
     finally:
         conn.unregister(f"{name}_arrow")
 

@@ -192,7 +192,19 @@ def _add_pseudonym_heads(conn: duckdb.DuckDBPyConnection, db: str) -> None:
 def _fill_heads(conn: duckdb.DuckDBPyConnection, db: str, table: str,
                 heads: tuple | list) -> None:  # fmt: skip
     sets = ", ".join(f"{head} = {pseudonym_head(source)}" for head, source in heads)
-    conn.execute(f"update {db}.pseudo.{table} set {sets}")
+    execute_on_pseudonyms(conn, f"update {db}.pseudo.{table} set {sets}", "adding the heads")
+
+
+def execute_on_pseudonyms(conn, sql: str, what: str):
+    """Run ``sql``, which reads pseudonyms; on failure an error that names only ``what`` and
+    DuckDB's error class: a failed cast quotes the value it failed on, here a pseudonym."""
+    try:
+        return conn.execute(sql)
+    except duckdb.Error as exc:
+        raise PublieksdataError(
+            f"{what} failed in DuckDB ({type(exc).__name__}); the message is withheld because "
+            "it may quote a pseudonym"
+        ) from None
 
 
 def _drop_old_primary_keys(conn: duckdb.DuckDBPyConnection, db: str) -> None:

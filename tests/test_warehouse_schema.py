@@ -3,6 +3,7 @@
 import duckdb
 import pytest
 
+from publieksdata.settings import PublieksdataError
 from publieksdata.warehouse import DDL, transaction, work_connection
 
 SECTOR = "9f" * 32  # a pseudonym: 64 hex digits
@@ -50,6 +51,25 @@ def test_an_older_warehouse_gets_the_heads_of_its_pseudonyms(home):
         ).fetchall() == [(SECTOR_HEAD,), (int("0a" * 16, 16),)]
     with work_connection(home):  # the second time there is nothing to do
         pass
+
+
+def test_a_pseudonym_that_is_not_hex_stops_the_upgrade_without_showing_it(home):
+    """The heads are cast from the pseudonyms' text; a value that is not one (a damaged
+    warehouse) stops the upgrade with an error that does not quote it, and changes nothing."""
+    odd = "not-a-pseudonym-" + "z" * 48
+    with duckdb.connect(str(home.warehouse)) as conn:
+        [(db,)] = conn.execute("select current_database()").fetchall()
+        conn.execute(_without_heads(DDL).format(db=db))
+        conn.execute(f"insert into pseudo.person_record_keys values ('{odd}', 0.5)")
+    with pytest.raises(PublieksdataError) as raised:
+        with work_connection(home):
+            pass
+    assert odd not in str(raised.value) and "withheld" in str(raised.value)
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        columns = {c for (c,) in conn.execute(
+            "select column_name from duckdb_columns() where table_name = 'person_record_keys'"
+        ).fetchall()}  # fmt: skip
+    assert "person_head" not in columns  # the transaction was rolled back whole
 
 
 def _primary_keys(path) -> set[str]:
