@@ -5,8 +5,9 @@
 For each size: generate a sector (vectorised generator), measure the floor (DuckDB reading
 every delivery once), run the whole job in-process (the `sector_refresh` job, as
 `publieksdata run`), then add a nightly delivery of 1% new rows and run the job again.
-Reports per stage (generate, intake+validation, pseudonymisation, reference, dbt models,
-dbt tests, publication) the wall time, the peak RSS and the CPU seconds of the process tree
+Reports per stage (generate, reference, intake+validation+pseudonymisation -- one step, the
+single pass, `intake_and_privacy`; before it two, `intake_validation` and `pseudonymisation` --
+dbt models, dbt tests, publication) the wall time, the peak RSS and the CPU seconds of the process tree
 (dbt runs in a child process), the cores that makes on average, the CPU time the hypervisor
 stole from the machine meanwhile (a disturbed hour shows there), the floor with its own CPU
 seconds, and the ratios job/floor and nightly/full. Figures go into
@@ -166,8 +167,8 @@ def stage_times(instance, result, sampler: RssSampler) -> dict:
             starts[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             ends[event.step_key] = entry.timestamp
-    names = {"reference_data": "reference", "intake__deliveries": "intake_validation",
-             "pseudonymised": "pseudonymisation", "dbt_models": "dbt_build", "release": "publication"}  # fmt: skip
+    names = {"reference_data": "reference", "intake__deliveries": "intake_and_privacy",
+             "dbt_models": "dbt_build", "release": "publication"}  # fmt: skip
     out = {}
     for step, label in names.items():
         if step in starts and step in ends:

@@ -1,25 +1,38 @@
 """Take deliveries from ``landing/<code>/`` into quarantine, validate them, reject or accept.
 
-A delivery moves through: landing -> quarantine (original) -> validated
-canonical Parquet in quarantine (then the original is deleted) -> the privacy
-step. A rejected file moves to ``rejected/`` with its report and loads
-nothing. The same bytes delivered again are recorded as a duplicate and load
-nothing. Every step can be repeated after a crash: the ledger and the files
-in quarantine together say where each delivery stands.
+A delivery moves through: landing -> quarantine (original, sealed) -> read, typed and
+validated -> pseudonymised into the warehouse. Two ways to hand a validated delivery to the
+privacy step:
+
+- the **single pass** (``take_deliveries(..., single_pass=...)``, what the job runs): the
+  typed rows stay in the work database and the privacy step pseudonymises them in the same
+  run, in groups, in the order the files were taken; the sealed original stays in
+  quarantine until its rows are committed (privacy/step.py, ``SinglePass``);
+- the **hand-over file** (without ``single_pass``): a sealed canonical Parquet in quarantine,
+  the ledger saying "validated" (then the original is deleted), for
+  ``privacy.step.pseudonymise_pending``.
+
+A rejected file moves to ``rejected/`` with its report and loads nothing. The same bytes
+delivered again are recorded as a duplicate and load nothing. Every step can be repeated
+after a crash: the ledger and the files in quarantine together say where each delivery
+stands.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -39,6 +52,37 @@ from publieksdata.warehouse import work_connection
 log = logging.getLogger(__name__)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+# typed tables live in the work database's catalog, shared by intake's workers: one numbering
+_TABLES = itertools.count(1)
+
+
+@dataclass
+class Validated:
+    """A delivery that passed every rule, its typed rows in ``table`` of the work database."""
+
+    order: int
+    base: dict  # its ledger row (ledger.record)
+    kind: str
+    table: str
+    rows: int
+    soft: dict
+    path: Path  # the sealed original in quarantine: deleted once the rows are committed
+
+
+class SinglePassLoader(Protocol):
+    """Takes the deliveries of one read (privacy/step.py: ``SinglePass``), in any order, and
+    pseudonymises them in the order of the read."""
+
+    def settle(self, order: int, validated: Validated | None = None) -> None:
+        """The delivery ``order`` is decided: validated (handed over) or not (None)."""
+
+    def close(self) -> None:
+        """Every delivery is decided: pseudonymise the rest."""
+
+
+# (work connection, the orders of the deliveries to read) -> the loader of that read
+SinglePassFactory = Callable[[duckdb.DuckDBPyConnection, list[int]], SinglePassLoader]
 
 
 @dataclass
@@ -247,9 +291,11 @@ def _prepare(
 
 
 def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared,
-            problems: list[Problem]) -> DeliveryOutcome:  # fmt: skip
-    """Reject the delivery, or write its sealed canonical Parquet and record it validated."""
+            problems: list[Problem], loader: SinglePassLoader | None = None) -> DeliveryOutcome:  # fmt: skip
+    """Reject the delivery; or hand its typed rows to ``loader`` (the single pass); or write
+    its sealed canonical Parquet and record it validated."""
     base, table = prepared.base, prepared.table
+    handed = False
     try:
         problems = problems + prepared.checks.problems
         if problems:
@@ -258,6 +304,19 @@ def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared
         if prepared.ignored:
             soft["unknown_columns"] = len(prepared.ignored)
         institution, delivery_id = base["institution_code"], base["delivery_id"]
+        if loader is not None:
+            # the rows stay where they are; the ledger hears of the delivery when they are
+            # committed, and the original stays in quarantine until then
+            handed = True
+            loader.settle(prepared.order, Validated(
+                prepared.order, base, prepared.kind, table, prepared.rows,
+                {**soft, "ignored_columns": prepared.ignored}, prepared.path,
+            ))  # fmt: skip
+            fault_point("intake.after_validated")
+            log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution,
+                     prepared.rows, prepared.kind)  # fmt: skip
+            return DeliveryOutcome(delivery_id, institution, base["file_name"], "validated",
+                                   prepared.kind, prepared.rows, soft)  # fmt: skip
         target = canonical_path(home, institution, delivery_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
@@ -274,7 +333,8 @@ def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared
         return DeliveryOutcome(delivery_id, institution, base["file_name"], "validated",
                                prepared.kind, prepared.rows, soft)  # fmt: skip
     finally:
-        conn.execute(f"drop table if exists {table}")
+        if not handed:  # a handed-over table is the loader's to drop
+            conn.execute(f"drop table if exists {table}")
 
 
 class _Batches:
@@ -287,25 +347,29 @@ class _Batches:
     GROUP_ROWS = 500_000
     GROUP_FILES = 200
 
-    def __init__(self, conn, home: DataHome, today: date | None):
+    def __init__(self, conn, home: DataHome, today: date | None,
+                 loader: SinglePassLoader | None = None):  # fmt: skip
         self.conn, self.home, self.today = conn, home, today or date.today()
+        self.loader = loader
         self.waiting: dict[str, list[_Prepared]] = {"tickets": [], "events": []}
         self.outcomes: list[tuple[int, DeliveryOutcome]] = []
-        self._n = 0
 
     def next_table(self) -> str:
-        self._n += 1
-        return f"typed_{self._n}"
+        return f"typed_{next(_TABLES)}"
 
     def add(self, result: DeliveryOutcome | _Prepared, order: int) -> None:
         if isinstance(result, DeliveryOutcome):
             self.outcomes.append((order, result))
+            if self.loader is not None:
+                self.loader.settle(order)
             return
         result.order = order
         group = self.waiting[result.kind]
         group.append(result)
         if len(group) >= self.GROUP_FILES or sum(p.rows for p in group) >= self.GROUP_ROWS:
-            self.flush(result.kind)
+            # every kind: the single pass loads in the order files were taken, so a small
+            # events delivery waiting here to the end would hold back every later group
+            self.flush()
 
     def flush(self, kind: str | None = None) -> None:
         for k in [kind] if kind else list(self.waiting):
@@ -314,9 +378,10 @@ class _Batches:
                 continue
             problems = run_expectations(self.conn, k, [p.table for p in group], self.today)
             for prepared, found in zip(group, problems, strict=True):
-                self.outcomes.append(
-                    (prepared.order, _finish(self.conn, self.home, prepared, found))
-                )
+                outcome = _finish(self.conn, self.home, prepared, found, self.loader)
+                self.outcomes.append((prepared.order, outcome))
+                if self.loader is not None and outcome.status != "validated":
+                    self.loader.settle(prepared.order)
 
 
 def _sql_path(path: Path) -> str:
@@ -346,7 +411,12 @@ class _Item:
 
 
 def take_deliveries(
-    home: DataHome, today: date | None = None, only: list[str] | None = None
+    home: DataHome,
+    today: date | None = None,
+    only: list[str] | None = None,
+    *,
+    single_pass: SinglePassFactory | None = None,
+    memory_limit: str | None = None,
 ) -> list[DeliveryOutcome]:
     """Run intake over the files waiting in landing (and any left in quarantine by a crash).
 
@@ -356,14 +426,19 @@ def take_deliveries(
     Files are sealed into quarantine first (by several threads, but taken in name order, so
     which of two equal files is the duplicate does not depend on timing); then
     PUBLIEKSDATA_INTAKE_WORKERS workers read, type and validate them at the same time, each
-    with its own connection to the work database. A second copy of bytes already in this run waits until the first is
-    decided: a duplicate if the first was validated, else read in its own right.
+    with its own connection to the work database. A second copy of bytes already in this run
+    waits until the first is decided: a duplicate if the first was validated, else read in
+    its own right.
+
+    With ``single_pass``, validated deliveries go on to the privacy step in this run (the
+    loader it makes for each read); without it they wait in quarantine as sealed canonical
+    Parquet. ``memory_limit``: the work database's (default PUBLIEKSDATA_WORK_MEMORY).
     """
     home.create()
     members = load_registry(home)
     file_key = open_keyring(home).derive("file")
     outcomes: list[tuple[int, DeliveryOutcome]] = []
-    with work_connection(home, file_key) as conn:
+    with work_connection(home, file_key, memory_limit) as conn:
 
         def duplicate(item: _Item) -> bool:
             earlier = ledger.find_by_sha(conn, item.sha)
@@ -381,10 +456,12 @@ def take_deliveries(
                 later.append(item)
             else:
                 first[item.sha] = item
-        outcomes += _read_in_parallel(conn, home, list(first.values()), members, file_key, today)
+        read = [conn, home]
+        outcomes += _read_in_parallel(*read, list(first.values()), members, file_key, today,
+                                      single_pass)  # fmt: skip
         for item in later:  # a copy of bytes read in this run: the first copy is decided now
             if not duplicate(item):
-                outcomes += _read_in_parallel(conn, home, [item], members, file_key, today)
+                outcomes += _read_in_parallel(*read, [item], members, file_key, today, single_pass)
     return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
 
 
@@ -464,20 +541,26 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
 
 
 def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, file_key: bytes,
-                      today: date | None) -> list[tuple[int, DeliveryOutcome]]:  # fmt: skip
+                      today: date | None, single_pass: SinglePassFactory | None = None
+                      ) -> list[tuple[int, DeliveryOutcome]]:  # fmt: skip
     """Read, type and validate ``items`` with up to PUBLIEKSDATA_INTAKE_WORKERS workers.
 
-    Each worker takes the next file from a shared queue, on a connection of its own (the
-    typed tables are temporary tables of that connection), and validates its own groups.
-    The first failure of a worker stops the others after their current file and is raised.
+    Each worker takes the next file from a shared queue, on a connection of its own, and
+    validates its own groups. With ``single_pass``, the worker that completes a group of
+    validated deliveries (in the order of ``items``) pseudonymises it while the others read
+    on. The first failure of a worker stops the others after their current file and is
+    raised; nothing it had not committed is lost (the originals stay in quarantine).
     """
+    if not items:
+        return []
     queue = iter(items)
     taking = threading.Lock()
     failed = threading.Event()
+    loader = single_pass(conn, [item.order for item in items]) if single_pass else None
 
     def work() -> list[tuple[int, DeliveryOutcome]]:
         with conn.cursor() as cursor:
-            batches = _Batches(cursor, home, today)
+            batches = _Batches(cursor, home, today, loader)
             try:
                 while not failed.is_set():
                     with taking:
@@ -494,12 +577,15 @@ def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, f
 
     workers = min(intake_workers(), len(items))
     if workers <= 1:
-        return work() if items else []
-    with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:  # waits for all
-        futures = [pool.submit(work) for _ in range(workers)]
-    results: list[tuple[int, DeliveryOutcome]] = []
-    for future in futures:
-        results += future.result()  # the first failure is raised here
+        results = work()
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:  # waits for all
+            futures = [pool.submit(work) for _ in range(workers)]
+        results = []
+        for future in futures:
+            results += future.result()  # the first failure is raised here
+    if loader is not None:
+        loader.close()
     return results
 
 

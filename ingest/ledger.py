@@ -7,8 +7,9 @@ import threading
 
 import duckdb
 
-# intake's workers record deliveries from several connections: one insert at a time
-_WRITE = threading.Lock()
+# intake's workers record deliveries from several connections: one insert at a time (the
+# single pass holds it while it commits a group: privacy/step.py, SinglePass)
+WRITE = threading.Lock()
 
 
 def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str] | None:
@@ -22,23 +23,29 @@ def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str]
 
 
 def record(conn: duckdb.DuckDBPyConnection, **row) -> None:
+    """Write the ledger row of a delivery (taking the ledger's lock)."""
+    with WRITE:
+        insert(conn, **row)
+
+
+def insert(conn: duckdb.DuckDBPyConnection, **row) -> None:
+    """``record`` for a caller that holds ``WRITE``."""
     soft = row.get("soft_problems")
-    with _WRITE:
-        conn.execute(
-            """
-            insert or replace into wh.intake.deliveries
-            (delivery_id, sha256, institution_code, file_name, kind, file_format, status,
-             rows_total, rows_loaded, soft_problems, reason, duplicate_of, received_at,
-             finished_at)
-            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
-            """,
-            [
-                row["delivery_id"], row["sha256"], row["institution_code"], row["file_name"],
-                row.get("kind"), row.get("file_format"), row["status"], row.get("rows_total"),
-                row.get("rows_loaded"), json.dumps(soft) if soft is not None else None,
-                row.get("reason"), row.get("duplicate_of"), row["received_at"],
-            ],
-        )  # fmt: skip
+    conn.execute(
+        """
+        insert or replace into wh.intake.deliveries
+        (delivery_id, sha256, institution_code, file_name, kind, file_format, status,
+         rows_total, rows_loaded, soft_problems, reason, duplicate_of, received_at,
+         finished_at)
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+        """,
+        [
+            row["delivery_id"], row["sha256"], row["institution_code"], row["file_name"],
+            row.get("kind"), row.get("file_format"), row["status"], row.get("rows_total"),
+            row.get("rows_loaded"), json.dumps(soft) if soft is not None else None,
+            row.get("reason"), row.get("duplicate_of"), row["received_at"],
+        ],
+    )  # fmt: skip
 
 
 def pending(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:

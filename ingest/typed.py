@@ -151,7 +151,9 @@ def typed_tickets_sql(
     source: str = "raw",
 ) -> str:
     """The typed table of a tickets delivery, from ``source`` (a table, or a relation in
-    parentheses); ``native``: its columns that are not text (``native_fits``)."""
+    parentheses); ``native``: its columns that are not text (``native_fits``). A table of the
+    work database's own catalog, not a temporary one: in the single pass (ingest/intake.py)
+    the worker that loads a group reads the tables other workers typed."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
     f = formats or {}
     bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
@@ -164,7 +166,7 @@ def typed_tickets_sql(
         opt_out_unknown = f"{opt} is not null and lower({opt}) not in ({bool_true}, {bool_false})"
     birth = _timestamp(c["birth_date"], f.get("birth_date"), "birth_date" in native)
     return f"""
-    create or replace temp table {table} as
+    create or replace table {table} as
     select
         {c["ticket_id"]} as ticket_id,
         {c["order_id"]} as order_id,
@@ -212,7 +214,7 @@ def typed_events_sql(
     c = {name: _col(columns, name) for name in EVENT_COLUMNS}
     f = formats or {}
     return f"""
-    create or replace temp table {table} as
+    create or replace table {table} as
     select
         {c["event_id"]} as event_id,
         {_timestamp(c["starts_at"], f.get("starts_at"), "starts_at" in native)} as starts_at,

@@ -9,7 +9,7 @@ from orchestration.environment import configure_environment
 configure_environment()
 
 from orchestration.assets.dbt import dbt_models  # noqa: E402
-from orchestration.assets.intake import deliveries, pseudonymised, reference_data  # noqa: E402
+from orchestration.assets.intake import deliveries, reference_data  # noqa: E402
 from orchestration.assets.publication import release  # noqa: E402
 from orchestration.jobs import (  # noqa: E402
     daily_retention_purge,
@@ -22,7 +22,7 @@ from orchestration.jobs import (  # noqa: E402
 from orchestration.project import DbtCli, dbt_project  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[reference_data, deliveries, pseudonymised, dbt_models, release],
+    assets=[reference_data, deliveries, dbt_models, release],
     jobs=[sector_refresh, delivery_intake, retention_purge],
     schedules=[nightly_sector_refresh, daily_retention_purge],
     sensors=[landing_sensor],

@@ -49,9 +49,10 @@ def values_withheld(step: str) -> Iterator[None]:
         if isinstance(exc, duckdb.OutOfMemoryException) or (
             isinstance(exc, duckdb.TransactionException) and "could not allocate" in str(exc)
         ):
+            # the single pass (intake and privacy in one step) runs on the privacy step's limit
             setting, value = (
                 ("PUBLIEKSDATA_PRIVACY_MEMORY", privacy_memory_limit())
-                if step == "privacy"
+                if "privacy" in step
                 else ("PUBLIEKSDATA_WORK_MEMORY", work_memory_limit())
             )
             raise PublieksdataError(

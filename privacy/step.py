@@ -15,14 +15,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from ingest import ledger
-from ingest.intake import _sql_path, canonical_path
+from ingest.intake import (
+    DeliveryOutcome,
+    Validated,
+    _sql_path,
+    canonical_path,
+    take_deliveries,
+)
 from ingest.sealed import sealed_url
+from ingest.standard import CANONICAL_COLUMNS
 from privacy import keyed_sql
 from privacy.erasure import (
     ERASED_CUSTOMER,
@@ -410,6 +421,45 @@ def _mark_accepted(conn, delivery_id: str, rows: int, soft: dict[str, int]) -> N
     )
 
 
+def _load_group(conn, keyring: Keyring, group: list[tuple[str, str, str]], paths: list[Path],
+                mark: Callable[[str, int, dict[str, int]], None]) -> list[PrivacyOutcome]:  # fmt: skip
+    """Pseudonymise the group of deliveries (delivery_id, institution, kind) whose rows are in
+    ``d`` (columns ``_seq``, ``delivery_id``, ``institution_code`` and the canonical ones),
+    in one transaction with ``mark`` (the ledger: accepted); then delete their quarantine
+    files ``paths``.
+    """
+    rows = dict(conn.execute("select delivery_id, count(*) from d group by 1").fetchall())
+    # intake never validates an empty file: a delivery without rows here would be a file
+    # the read did not match, whose rows must not be lost unnoticed
+    if lost := [delivery_id for delivery_id, _, _ in group if not rows.get(delivery_id)]:
+        raise PublieksdataError(
+            f"the privacy step read no rows of delivery {lost[0]}; nothing was loaded. "
+            "Please report this defect"
+        )
+    kind = group[0][2]
+    # on an error the temporary tables of the group go with the transaction, and the
+    # error reported is the one that failed (no cleanup statement may mask it)
+    with transaction(conn):
+        if kind == "tickets":
+            soft = _pseudonymise_tickets(conn, keyring)
+        else:
+            _pseudonymise_events(conn, group[0][1], group[0][0])
+            soft = {}
+        for delivery_id, _, _ in group:
+            mark(delivery_id, rows.get(delivery_id, 0), soft.get(delivery_id, {}))
+    conn.execute("drop view if exists keyed_erased; drop table if exists keyed")
+    fault_point("privacy.after_commit")
+    outcomes = []
+    for (delivery_id, institution, kind), path in zip(group, paths, strict=True):
+        path.unlink()
+        n = rows.get(delivery_id, 0)
+        log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, n)
+        outcomes.append(PrivacyOutcome(delivery_id, institution, kind, n,
+                                       soft.get(delivery_id, {})))  # fmt: skip
+        fault_point("privacy.after_delivery")
+    return outcomes
+
+
 def _lit(text: str) -> str:
     """A delivery id or institution code (our own safe names) as a SQL literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -478,37 +528,11 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 f"from read_parquet([{', '.join(urls)}], union_by_name = true, filename = true) f "
                 f"join ({deliveries}) m on m._file = f.filename"
             )
-            rows = dict(conn.execute("select delivery_id, count(*) from d group by 1").fetchall())
-            # intake never validates an empty file: a delivery without rows here would be a file
-            # the join above did not match, whose rows must not be lost unnoticed
-            if lost := [delivery_id for delivery_id, _, _ in group if not rows.get(delivery_id)]:
-                raise PublieksdataError(
-                    f"the privacy step read no rows of delivery {lost[0]} from its quarantine "
-                    "file; nothing was loaded. Please report this defect"
-                )
-            kind = group[0][2]
-            # on an error the temporary tables of the group go with the transaction, and the
-            # error reported is the one that failed (no cleanup statement may mask it)
-            with transaction(conn):
-                if kind == "tickets":
-                    soft = _pseudonymise_tickets(conn, keyring)
-                else:
-                    _pseudonymise_events(conn, group[0][1], group[0][0])
-                    soft = {}
-                for delivery_id, _, _ in group:
-                    _mark_accepted(conn, delivery_id, rows.get(delivery_id, 0),
-                                   soft.get(delivery_id, {}))  # fmt: skip
-            conn.execute(
-                "drop view if exists keyed_erased; drop table if exists keyed; drop table d"
-            )
-            fault_point("privacy.after_commit")
-            for (delivery_id, institution, kind), path in zip(group, paths, strict=True):
-                path.unlink()
-                n = rows.get(delivery_id, 0)
-                log.info("delivery %s of %s pseudonymised: %s rows", delivery_id, institution, n)
-                outcomes.append(PrivacyOutcome(delivery_id, institution, kind, n,
-                                               soft.get(delivery_id, {})))  # fmt: skip
-                fault_point("privacy.after_delivery")
+            outcomes += _load_group(
+                conn, keyring, group, paths,
+                lambda delivery_id, n, soft: _mark_accepted(conn, delivery_id, n, soft),
+            )  # fmt: skip
+            conn.execute("drop table d")
         # a record key for every person key in the warehouse that has none yet (cell-key
         # perturbation): once per run, after the groups, so a person seen in many groups is
         # keyed once; a run that died before this line leaves it to the next run, which always
@@ -517,3 +541,154 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
             added = complete_record_keys(conn, keyring)
         log.info("record keys added for %s person keys", added)
     return outcomes
+
+
+class SinglePass:
+    """The privacy step inside intake's read: validated deliveries pseudonymised from the work
+    database, no canonical file between (ingest/intake.py, ``take_deliveries``).
+
+    Intake's workers settle the deliveries of a read in any order; they are loaded in the
+    read's order (so of a ticket delivered twice, the later file's row wins, as in
+    ``pseudonymise_pending``), in groups of GROUP_ROWS rows. The worker whose delivery
+    completes a group loads it, on the loader's own connection, while the others read on;
+    ``close`` loads the rest. A group is one transaction: its rows, and its deliveries in the
+    ledger (accepted, with intake's soft counts). Only after the commit are their sealed
+    originals deleted from quarantine: a crash before leaves them there and the next run
+    reads them again, a crash after finds them in the ledger and only deletes them.
+    The ledger's lock is held during a load, so a worker recording a rejection waits for the
+    commit instead of writing the ledger beside an open transaction.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, keyring: Keyring, orders: list[int]):
+        self.conn = conn.cursor()
+        self.keyring = keyring
+        check_keyring(self.conn, keyring.key_id, keyring.fingerprint)
+        self.orders = orders  # the read's deliveries, in its order
+        self.next = 0  # orders[:next] are loaded (or were not validated)
+        self.settled: dict[int, Validated | None] = {}  # decided; None: nothing (more) to load
+        self.outcomes: list[PrivacyOutcome] = []
+        self.pending = True  # until close says otherwise: deliveries waiting as canonical files
+        self._state = threading.Lock()
+        self._loading = threading.Lock()
+
+    def settle(self, order: int, validated: Validated | None = None) -> None:
+        with self._state:
+            self.settled[order] = validated
+        if self._loading.acquire(blocking=False):  # else the loading worker finds it
+            try:
+                self._load_ready(final=False)
+            finally:
+                self._loading.release()
+
+    def close(self) -> None:
+        """Load the rest; then the record keys of the new persons, on this connection (the
+        same work as ``pseudonymise_pending``'s last step, without opening the warehouse
+        again), and note whether the ledger still has deliveries waiting as canonical files."""
+        with self._loading:
+            self._load_ready(final=True)
+        if any(self.settled.get(order, True) is not None for order in self.orders):
+            raise PublieksdataError("intake ended with deliveries not decided; please report "
+                                    "this defect")  # fmt: skip
+        with transaction(self.conn):
+            added = complete_record_keys(self.conn, self.keyring)
+        log.info("record keys added for %s person keys", added)
+        self.pending = bool(ledger.pending(self.conn))
+        self.conn.close()
+
+    def _next_group(self, final: bool) -> list[Validated] | None:
+        """The next group to load from the settled start of the read, or None.
+
+        Ticket deliveries are grouped in the read's order; an events delivery is a group of its
+        own, loaded as soon as the events before it are (events and tickets are separate
+        tables, so a ticket group runs on past it, as in ``_groups``). A ticket group still
+        open at the first delivery not yet decided waits for more, unless ``final``.
+        """
+        with self._state:
+            group: list[Validated] = []
+            rows = 0
+            for order in self.orders[self.next :]:
+                if order not in self.settled:
+                    return group if group and final else None  # the group may still grow
+                item = self.settled[order]
+                if item is None:  # rejected, duplicate, or loaded already
+                    continue
+                if item.kind != "tickets":
+                    return [item]
+                if group and (len(group) >= GROUP_DELIVERIES or rows + item.rows > GROUP_ROWS):
+                    return group
+                group.append(item)
+                rows += item.rows
+            return group or None  # the read's last deliveries
+
+    def _load_ready(self, final: bool) -> None:
+        while (group := self._next_group(final)) is not None:
+            self._load(group)
+            with self._state:
+                for item in group:
+                    self.settled[item.order] = None  # its rows are gone: only "decided" stays
+                while self.next < len(self.orders) and self.orders[self.next] in self.settled \
+                        and self.settled[self.orders[self.next]] is None:  # fmt: skip
+                    self.next += 1
+
+    def _load(self, group: list[Validated]) -> None:
+        conn = self.conn
+        kind = group[0].kind
+        columns = ", ".join(CANONICAL_COLUMNS[kind])
+        conn.execute(
+            "create or replace temp view d as "
+            + " union all ".join(
+                f"select {seq} as _seq, {_lit(v.base['delivery_id'])} as delivery_id, "
+                f"{_lit(v.base['institution_code'])} as institution_code, {columns} "
+                f"from {v.table}"
+                for seq, v in enumerate(group)
+            )
+        )
+        by_id = {v.base["delivery_id"]: v for v in group}
+
+        def mark(delivery_id: str, n: int, soft: dict[str, int]) -> None:
+            v = by_id[delivery_id]
+            merged = dict(v.soft)
+            merged.update({k: c for k, c in soft.items() if c})
+            ledger.insert(conn, status="accepted", rows_loaded=n, soft_problems=merged,
+                          **v.base)  # fmt: skip
+
+        try:
+            with ledger.WRITE:
+                self.outcomes += _load_group(
+                    conn, self.keyring,
+                    [(v.base["delivery_id"], v.base["institution_code"], v.kind) for v in group],
+                    [v.path for v in group], mark,
+                )  # fmt: skip
+        finally:
+            conn.execute("drop view if exists d")
+        for v in group:
+            conn.execute(f"drop table if exists {v.table}")
+
+
+def take_and_pseudonymise(
+    home: DataHome, today: date | None = None, only: list[str] | None = None
+) -> tuple[list[DeliveryOutcome], list[PrivacyOutcome]]:
+    """Intake and the privacy step in one pass (what the job runs): every delivery read once,
+    validated, and pseudonymised from memory, and the record keys of new persons; then
+    ``pseudonymise_pending`` if an earlier version left deliveries waiting as canonical files
+    in quarantine, or if no delivery was read (it completes the record keys a crashed run may
+    have left).
+
+    The work database gets the privacy step's memory limit (PUBLIEKSDATA_PRIVACY_MEMORY):
+    it holds the groups being pseudonymised beside the deliveries being read.
+    """
+    keyring = open_keyring(home)
+    loaders: list[SinglePass] = []
+
+    def single_pass(conn, orders: list[int]) -> SinglePass:
+        loaders.append(SinglePass(conn, keyring, orders))
+        return loaders[-1]
+
+    outcomes = take_deliveries(home, today, only, single_pass=single_pass,
+                               memory_limit=privacy_memory_limit())  # fmt: skip
+    privacy = [o for loader in loaders for o in loader.outcomes]
+    if not loaders or any(loader.pending for loader in loaders):
+        # no delivery read (the record keys a crashed run may have left undone), or
+        # deliveries an older version left validated: the step that reads canonical files
+        privacy += pseudonymise_pending(home)
+    return outcomes, privacy

@@ -5,9 +5,11 @@ exactly like a power cut there; ``<point>@<n>`` waits for the n-th time the poin
 Unset (always, outside tests) nothing happens. Points:
 
 - ``intake.after_quarantine``: an upload sealed into quarantine, not yet validated;
-- ``intake.after_validated``: a delivery validated (its canonical file written, the ledger
-  updated) while intake's other workers are still reading theirs (``@n``: the n-th);
-- ``privacy.after_commit``: a delivery's rows committed, its quarantine file not yet deleted;
+- ``intake.after_validated``: a delivery validated and handed to the privacy step (the
+  single pass; without it: its canonical file written, the ledger updated) while intake's
+  other workers are still reading theirs (``@n``: the n-th);
+- ``privacy.after_commit``: a group of deliveries committed, their quarantine files (sealed
+  originals, or canonical files) not yet deleted;
 - ``privacy.after_delivery``: a delivery wholly done (rows committed, file deleted), the next
   one not begun -- with ``@n``, some deliveries pseudonymised and the rest still waiting;
 - ``dbt.mid_build``: while ``dbt build`` runs, after a model has been materialised (``@n``:

@@ -1,13 +1,14 @@
-"""Intake and privacy as assets: landing -> quarantine -> validated -> pseudonymised rows."""
+"""Intake and privacy as assets: landing -> quarantine -> validated and pseudonymised rows
+(one pass, one step)."""
 
 from collections import Counter
 
 import dagster as dg
 
-from ingest.intake import DeliveryOutcome, take_deliveries
+from ingest.intake import DeliveryOutcome
 from ingest.reference import load_reference
 from orchestration.withheld import values_withheld
-from privacy.step import pseudonymise_pending
+from privacy.step import take_and_pseudonymise
 from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home
 
@@ -26,12 +27,35 @@ def _problem_summary(outcome: DeliveryOutcome) -> str:
     )
 
 
-@dg.asset(
-    key=["intake", "deliveries"],
-    group_name="intake",
-    pool=WAREHOUSE_POOL,
-    description="Takes files from landing/<code>/ into quarantine (sealed) and validates them "
-    "(Great Expectations); rejected files move to rejected/ with a report.",
+@dg.multi_asset(
+    name="intake__deliveries",  # the op's name in run config (the landing sensor's runs)
+    specs=[
+        dg.AssetSpec(
+            ["intake", "deliveries"],
+            group_name="intake",
+            description="Takes files from landing/<code>/ into quarantine (sealed) and validates "
+            "them (Great Expectations); rejected files move to rejected/ with a report.",
+        ),
+        dg.AssetSpec(
+            ["pseudo", "tickets"],
+            deps=[["intake", "deliveries"]],
+            group_name="privacy",
+            description="Pseudonymised tickets: no direct identifiers, PC4, birth year.",
+        ),
+        dg.AssetSpec(
+            ["pseudo", "events"],
+            deps=[["intake", "deliveries"]],
+            group_name="privacy",
+            description="Events of every member, latest delivery wins.",
+        ),
+        dg.AssetSpec(
+            ["perturbation", "person_record_keys"],
+            deps=[["intake", "deliveries"]],
+            group_name="privacy",
+            description="One record key in [0, 1) per person key, for the cell-key "
+            "perturbation of open years (docs/metrics.md); never published.",
+        ),
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "deliveries_accepted",
@@ -40,11 +64,17 @@ def _problem_summary(outcome: DeliveryOutcome) -> str:
             "check (a warning: the other deliveries go on) with its report attached.",
         )
     ],
+    pool=WAREHOUSE_POOL,
 )
-def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.MaterializeResult:
+def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig):
+    """Intake and the privacy step in one pass (privacy/step.py, ``take_and_pseudonymise``):
+    each delivery is read once, validated and pseudonymised, with no file between the two."""
     home = data_home()
-    with warehouse_lock(home, f"intake (run {context.run.run_id})"), values_withheld("intake"):
-        outcomes = take_deliveries(home, only=config.files or None)
+    with (
+        warehouse_lock(home, f"intake and privacy (run {context.run.run_id})"),
+        values_withheld("intake and privacy"),
+    ):
+        outcomes, pseudonymised = take_and_pseudonymise(home, only=config.files or None)
     status = Counter(o.status for o in outcomes)
     rejected = [o for o in outcomes if o.status == "rejected"]
     for o in rejected:
@@ -58,7 +88,20 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.Ma
         }
         for o in outcomes
     }
-    check = dg.AssetCheckResult(
+    yield dg.MaterializeResult(
+        asset_key=["intake", "deliveries"],
+        metadata={
+            "files": len(outcomes),
+            "validated": status.get("validated", 0),
+            "rejected": status.get("rejected", 0),
+            "duplicate": status.get("duplicate", 0),
+            "rows_validated": sum(o.rows for o in outcomes if o.status == "validated"),
+            "soft_problems": sum(sum(o.soft.values()) for o in outcomes),
+            "deliveries": dg.MetadataValue.json(per_delivery),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=["intake", "deliveries"],
         check_name="deliveries_accepted",
         passed=not rejected,
         severity=dg.AssetCheckSeverity.WARN,
@@ -73,50 +116,8 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig) -> dg.Ma
             ),
         },
     )
-    return dg.MaterializeResult(
-        metadata={
-            "files": len(outcomes),
-            "validated": status.get("validated", 0),
-            "rejected": status.get("rejected", 0),
-            "duplicate": status.get("duplicate", 0),
-            "rows_validated": sum(o.rows for o in outcomes if o.status == "validated"),
-            "soft_problems": sum(sum(o.soft.values()) for o in outcomes),
-            "deliveries": dg.MetadataValue.json(per_delivery),
-        },
-        check_results=[check],
-    )
-
-
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            ["pseudo", "tickets"],
-            deps=[deliveries],
-            group_name="privacy",
-            description="Pseudonymised tickets: no direct identifiers, PC4, birth year.",
-        ),
-        dg.AssetSpec(
-            ["pseudo", "events"],
-            deps=[deliveries],
-            group_name="privacy",
-            description="Events of every member, latest delivery wins.",
-        ),
-        dg.AssetSpec(
-            ["perturbation", "person_record_keys"],
-            deps=[deliveries],
-            group_name="privacy",
-            description="One record key in [0, 1) per person key, for the cell-key "
-            "perturbation of open years (docs/metrics.md); never published.",
-        ),
-    ],
-    pool=WAREHOUSE_POOL,
-)
-def pseudonymised(context: dg.AssetExecutionContext):
-    home = data_home()
-    with warehouse_lock(home, f"privacy (run {context.run.run_id})"), values_withheld("privacy"):
-        outcomes = pseudonymise_pending(home)
     for kind, key in (("tickets", ["pseudo", "tickets"]), ("events", ["pseudo", "events"])):
-        mine = [o for o in outcomes if o.kind == kind]
+        mine = [o for o in pseudonymised if o.kind == kind]
         soft = Counter()
         for o in mine:
             soft.update(o.soft)
@@ -130,7 +131,7 @@ def pseudonymised(context: dg.AssetExecutionContext):
         )
     yield dg.MaterializeResult(
         asset_key=["perturbation", "person_record_keys"],
-        metadata={"deliveries": sum(1 for o in outcomes if o.kind == "tickets")},
+        metadata={"deliveries": sum(1 for o in pseudonymised if o.kind == "tickets")},
     )
 
 

@@ -1,0 +1,123 @@
+"""The single pass (privacy/step.py, ``take_and_pseudonymise``): intake's workers validate and
+the privacy step pseudonymises from the work database, with no canonical file in between.
+It ends as intake and the privacy step run one after the other; deliveries are loaded in the
+order they were taken whichever worker read them; a failure before a group's commit loses
+nothing and the next run finishes."""
+
+import duckdb
+import pytest
+from conftest import deliver
+from test_intake import tickets_csv
+from test_intake_workers import EXPECTED, GOOD_ROWS, ORDER, a_night, ledger, tickets
+
+import ingest.intake
+import privacy.step
+from privacy.step import take_and_pseudonymise
+
+EVENTS = "event_id,starts_at,discipline,event_name\nE1,2025-03-01 20:00,theater,Avond\n"
+
+
+def no_canonical_file(*_args):
+    raise AssertionError("the single pass wrote a canonical hand-over file")
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_single_pass_ends_as_intake_and_the_privacy_step_do(home, monkeypatch, workers):
+    """The night of test_intake_workers.py, in groups of about two deliveries (an events
+    delivery among them): the same outcomes, ledger and rows as the two steps, every
+    delivery accepted with intake's soft counts kept, nothing left in quarantine."""
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", str(workers))
+    monkeypatch.setattr(ingest.intake._Batches, "GROUP_FILES", 2)
+    monkeypatch.setattr(privacy.step, "GROUP_ROWS", 70)
+    monkeypatch.setattr(ingest.intake, "canonical_path", no_canonical_file)
+    a_night(home)
+    deliver(home, "th_a", "a2_events.csv", EVENTS)
+    outcomes, loaded = take_and_pseudonymise(home)
+    order = ORDER[:7] + ["a2_events.csv"] + ORDER[7:]
+    assert [o.file_name for o in outcomes] == order
+    assert {o.file_name: o.status for o in outcomes} == {**EXPECTED, "a2_events.csv": "validated"}
+    assert {o.delivery_id for o in loaded} == {
+        o.delivery_id for o in outcomes if o.status == "validated"
+    }
+    assert {o.delivery_id: o.rows for o in loaded if o.kind == "tickets"} == {
+        o.delivery_id: GOOD_ROWS[o.file_name] for o in outcomes if o.file_name in GOOD_ROWS
+    }
+    recorded = ledger(home)
+    assert recorded["a4_copy_of_a0.csv"][2] == recorded["a0.csv"][0]
+    assert {n: r[1] for n, r in recorded.items()} == {
+        **{n: "accepted" if s == "validated" else s for n, s in EXPECTED.items()},
+        "a2_events.csv": "accepted",
+    }
+    assert {n: r[3] for n, r in recorded.items() if n in GOOD_ROWS} == GOOD_ROWS
+    rows = tickets(home)
+    assert len(rows) == sum(GOOD_ROWS.values())
+    assert {(i, t.split("-")[0]) for i, t, _, _ in rows} == {
+        ("th_a", "A0"), ("th_a", "A1"), ("th_a", "A2"), ("th_a", "A3"), ("mu_b", "B0"),
+    }  # fmt: skip
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from pseudo.events").fetchone() == (1,)
+        # every ticket row has its pseudonyms: the e-mail addresses were keyed
+        assert conn.execute(
+            "select count(*) from pseudo.tickets where sector_pseudonym is null "
+            "or sector_head is null"
+        ).fetchone() == (0,)
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("group_rows", [5, 100_000], ids=["own groups", "one group"])
+def test_a_ticket_in_two_files_of_one_night_keeps_the_later_files_row(
+    home, monkeypatch, group_rows
+):
+    """a0.csv (3,000 rows, 12.50) is taken before a1.csv (10 of the same tickets, 20.00) but
+    takes longer to read: its worker finishes last. The later file's row wins all the same,
+    in one group or in two."""
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
+    monkeypatch.setattr(privacy.step, "GROUP_ROWS", group_rows)
+    from conftest import write_minimal_sector
+
+    write_minimal_sector(home)
+    deliver(home, "th_a", "a0.csv", tickets_csv(3000))
+    deliver(home, "th_a", "a1.csv", tickets_csv(10).replace("12.50", "20.00"))
+    outcomes, _ = take_and_pseudonymise(home)
+    assert [o.status for o in outcomes] == ["validated", "validated"]
+    rows = {t: float(p) for _, t, p, _ in tickets(home)}
+    assert len(rows) == 3000
+    assert {t: p for t, p in rows.items() if p == 20.0} == {f"T{i}": 20.0 for i in range(10)}
+
+
+def test_a_failure_before_a_groups_commit_loses_nothing(home, monkeypatch):
+    """The privacy step fails on the second group: the first group's deliveries are accepted
+    and gone from quarantine; the rest are in neither the ledger nor the warehouse, their
+    sealed originals still in quarantine; the next run ends as an uninterrupted one."""
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
+    monkeypatch.setattr(privacy.step, "GROUP_ROWS", 70)
+    a_night(home)
+    real = privacy.step._pseudonymise_tickets
+    groups = []
+
+    def second_group_fails(conn, keyring):
+        groups.append(1)
+        if len(groups) == 2:
+            raise RuntimeError("the disk went away")
+        return real(conn, keyring)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(privacy.step, "_pseudonymise_tickets", second_group_fails)
+        with pytest.raises(RuntimeError, match="the disk went away"):
+            take_and_pseudonymise(home)
+    recorded = ledger(home)
+    accepted = {n for n, r in recorded.items() if r[1] == "accepted"}
+    assert accepted and accepted < set(GOOD_ROWS)
+    assert {n: r[3] for n, r in recorded.items() if n in accepted} == {
+        n: GOOD_ROWS[n] for n in accepted
+    }
+    assert len(tickets(home)) == sum(GOOD_ROWS[n] for n in accepted)
+    waiting = {p.name.split("__", 1)[1] for p in home.quarantine.rglob("*__*")}
+    assert not waiting & accepted
+    assert set(GOOD_ROWS) - accepted <= waiting
+    take_and_pseudonymise(home)
+    assert {n: r[1] for n, r in ledger(home).items()} == {
+        n: "accepted" if s == "validated" else s for n, s in EXPECTED.items()
+    }
+    assert len(tickets(home)) == sum(GOOD_ROWS.values())
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
