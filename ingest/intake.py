@@ -134,7 +134,8 @@ def plain_upload(path: Path) -> bool:
 
 
 def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, file_key: bytes,
-                    expect: tuple[int, int, int] | None = None) -> tuple[Path, str] | None:  # fmt: skip
+                    expect: tuple[int, int, int] | None = None, stamp: str | None = None
+                    ) -> tuple[Path, str] | None:  # fmt: skip
     """Move an upload into quarantine, sealed; return (quarantined path, SHA-256 of the upload).
 
     The upload is hashed while it is sealed (one read): the sealed copy is written to a
@@ -153,14 +154,32 @@ def quarantine_file(home: DataHome, upload: Path, institution: str, name: str, f
     if expect is not None and upload_state(upload) != expect:
         partial.unlink()
         return None
-    target = qdir / f"{_new_delivery_id(sha)}__{name}"
+    target = qdir / f"{_new_delivery_id(sha, stamp)}__{name}"
     os.replace(partial, target)
     upload.unlink()
     return target, sha
 
 
-def _new_delivery_id(sha: str) -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{sha[:12]}"
+def _new_delivery_id(sha: str, stamp: str | None = None) -> str:
+    """``<stamp>-<first 12 hex digits of the SHA-256>``; the stamp (default: now, to the
+    microsecond) orders a member's deliveries: names in quarantine sort by it."""
+    return f"{stamp or _stamp()}-{sha[:12]}"
+
+
+def _stamp() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+
+def _stamps(n: int) -> list[str]:
+    """``n`` increasing stamps, taken now in one thread: uploads sealed at the same time (by
+    several threads, finishing in any order) keep their landing order in quarantine, where an
+    interrupted run's originals are read back in name order."""
+    out: list[str] = []
+    while len(out) < n:
+        stamp = _stamp()
+        if not out or stamp > out[-1]:
+            out.append(stamp)
+    return out
 
 
 def _reject(conn, home: DataHome, path: Path, base: dict, problems: list[dict]) -> DeliveryOutcome:
@@ -512,9 +531,12 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 uploads.append((upload, safe_file_name(folder.name),
                                 safe_file_name(upload.name), upload_state(upload)))  # fmt: skip
 
+    stamps = dict(zip((entry[0] for entry in uploads), _stamps(len(uploads)), strict=True))
+
     def seal(entry) -> tuple[Path, str] | None:
         upload, institution, name, before = entry
-        return quarantine_file(home, upload, institution, name, file_key, expect=before)
+        return quarantine_file(home, upload, institution, name, file_key, expect=before,
+                               stamp=stamps[upload])  # fmt: skip
 
     # each upload is sealed under its own name (<delivery id>__<name> in its member's folder),
     # so two threads never write the same file

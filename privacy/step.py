@@ -1,13 +1,18 @@
-"""The privacy step: validated deliveries in quarantine -> pseudonymised rows in the warehouse.
+"""The privacy step: validated deliveries -> pseudonymised rows in the warehouse.
 
-Per delivery, in one transaction: pseudonyms joined in (and a record key stored for every new
+The job runs it inside intake's read (``take_and_pseudonymise``, ``SinglePass``): validated
+rows go from the work database to the warehouse in groups, and the sealed original leaves
+quarantine once its group is committed. ``pseudonymise_pending`` does the same for deliveries
+waiting as sealed canonical files (intake without the single pass, or an older version).
+
+Per group of deliveries, in one transaction: pseudonyms joined in (and a record key stored for every new
 person key, pseudo.person_record_keys, for the cell-key perturbation), identifiers dropped,
 postcode cut to PC4, birth date cut to birth year, rows of erased persons
 unlinked (the suppression list meta.erased, privacy/erasure.py), earlier rows
 of the same ticket_id (or event_id) replaced, and the ledger marked accepted.
 research_opt_out rows get no pseudonym at all. Only after
-the commit is the quarantine file deleted; a crash before it leaves the file
-and the ledger saying "validated", and the next run does it again.
+the commit is the quarantine file deleted; a crash before it leaves the file (and, for a
+canonical file, the ledger saying "validated"), and the next run does it again.
 """
 
 from __future__ import annotations
@@ -568,6 +573,7 @@ class SinglePass:
         self.settled: dict[int, Validated | None] = {}  # decided; None: nothing (more) to load
         self.outcomes: list[PrivacyOutcome] = []
         self.pending = True  # until close says otherwise: deliveries waiting as canonical files
+        self.broken = False  # a load failed (its error is raised by the worker that tried it)
         self._state = threading.Lock()
         self._loading = threading.Lock()
 
@@ -580,12 +586,31 @@ class SinglePass:
             finally:
                 self._loading.release()
 
+    def _load_ready(self, final: bool) -> None:
+        if self.broken:  # a load failed: its error ends the read; never try the group again
+            return
+        while (group := self._next_group(final)) is not None:
+            try:
+                self._load(group)
+            except BaseException:
+                self.broken = True
+                raise
+            with self._state:
+                for item in group:
+                    self.settled[item.order] = None  # its rows are gone: only "decided" stays
+                while self.next < len(self.orders) and self.orders[self.next] in self.settled \
+                        and self.settled[self.orders[self.next]] is None:  # fmt: skip
+                    self.next += 1
+
     def close(self) -> None:
         """Load the rest; then the record keys of the new persons, on this connection (the
         same work as ``pseudonymise_pending``'s last step, without opening the warehouse
         again), and note whether the ledger still has deliveries waiting as canonical files."""
         with self._loading:
             self._load_ready(final=True)
+        if self.broken:
+            raise PublieksdataError("the privacy step failed on a group of this read; nothing "
+                                    "after it was loaded")  # fmt: skip
         if any(self.settled.get(order, True) is not None for order in self.orders):
             raise PublieksdataError("intake ended with deliveries not decided; please report "
                                     "this defect")  # fmt: skip
@@ -619,16 +644,6 @@ class SinglePass:
                 group.append(item)
                 rows += item.rows
             return group or None  # the read's last deliveries
-
-    def _load_ready(self, final: bool) -> None:
-        while (group := self._next_group(final)) is not None:
-            self._load(group)
-            with self._state:
-                for item in group:
-                    self.settled[item.order] = None  # its rows are gone: only "decided" stays
-                while self.next < len(self.orders) and self.orders[self.next] in self.settled \
-                        and self.settled[self.orders[self.next]] is None:  # fmt: skip
-                    self.next += 1
 
     def _load(self, group: list[Validated]) -> None:
         conn = self.conn
@@ -669,16 +684,20 @@ def take_and_pseudonymise(
     home: DataHome, today: date | None = None, only: list[str] | None = None
 ) -> tuple[list[DeliveryOutcome], list[PrivacyOutcome]]:
     """Intake and the privacy step in one pass (what the job runs): every delivery read once,
-    validated, and pseudonymised from memory, and the record keys of new persons; then
-    ``pseudonymise_pending`` if an earlier version left deliveries waiting as canonical files
-    in quarantine, or if no delivery was read (it completes the record keys a crashed run may
-    have left).
+    validated, and pseudonymised from memory, and the record keys of new persons.
+    ``pseudonymise_pending`` runs first if an earlier version left deliveries waiting as
+    canonical files in quarantine, and after if no delivery was read (it completes the record
+    keys a crashed run may have left) or the ledger still has deliveries waiting.
 
     The work database gets the privacy step's memory limit (PUBLIEKSDATA_PRIVACY_MEMORY):
     it holds the groups being pseudonymised beside the deliveries being read.
     """
     keyring = open_keyring(home)
     loaders: list[SinglePass] = []
+    # deliveries an older version left validated (canonical files) are older than tonight's:
+    # loaded first, so of a ticket in both, tonight's row wins
+    privacy = (pseudonymise_pending(home)
+               if any(home.quarantine.glob("*/*.canonical.parquet")) else [])  # fmt: skip
 
     def single_pass(conn, orders: list[int]) -> SinglePass:
         loaders.append(SinglePass(conn, keyring, orders))
@@ -686,7 +705,7 @@ def take_and_pseudonymise(
 
     outcomes = take_deliveries(home, today, only, single_pass=single_pass,
                                memory_limit=privacy_memory_limit())  # fmt: skip
-    privacy = [o for loader in loaders for o in loader.outcomes]
+    privacy += [o for loader in loaders for o in loader.outcomes]
     if not loaders or any(loader.pending for loader in loaders):
         # no delivery read (the record keys a crashed run may have left undone), or
         # deliveries an older version left validated: the step that reads canonical files

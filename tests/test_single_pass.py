@@ -86,9 +86,10 @@ def test_a_ticket_in_two_files_of_one_night_keeps_the_later_files_row(
 
 
 def test_a_failure_before_a_groups_commit_loses_nothing(home, monkeypatch):
-    """The privacy step fails on the second group: the first group's deliveries are accepted
-    and gone from quarantine; the rest are in neither the ledger nor the warehouse, their
-    sealed originals still in quarantine; the next run ends as an uninterrupted one."""
+    """The privacy step fails on the second group (and would on any after it): the first
+    group's deliveries are accepted and gone from quarantine; the rest are in neither the
+    ledger nor the warehouse, their sealed originals still in quarantine; no worker tries the
+    failed group again; the next run ends as an uninterrupted one."""
     monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
     monkeypatch.setattr(privacy.step, "GROUP_ROWS", 70)
     a_night(home)
@@ -97,7 +98,7 @@ def test_a_failure_before_a_groups_commit_loses_nothing(home, monkeypatch):
 
     def second_group_fails(conn, keyring):
         groups.append(1)
-        if len(groups) == 2:
+        if len(groups) >= 2:
             raise RuntimeError("the disk went away")
         return real(conn, keyring)
 
@@ -105,6 +106,7 @@ def test_a_failure_before_a_groups_commit_loses_nothing(home, monkeypatch):
         patch.setattr(privacy.step, "_pseudonymise_tickets", second_group_fails)
         with pytest.raises(RuntimeError, match="the disk went away"):
             take_and_pseudonymise(home)
+    assert len(groups) == 2  # the failed group is not tried again by another worker
     recorded = ledger(home)
     accepted = {n for n, r in recorded.items() if r[1] == "accepted"}
     assert accepted and accepted < set(GOOD_ROWS)
@@ -120,4 +122,87 @@ def test_a_failure_before_a_groups_commit_loses_nothing(home, monkeypatch):
         n: "accepted" if s == "validated" else s for n, s in EXPECTED.items()
     }
     assert len(tickets(home)) == sum(GOOD_ROWS.values())
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+
+
+def test_a_group_whose_load_failed_is_not_loaded_again(home, monkeypatch):
+    """Once a load failed, a delivery settled by another worker (which flushes what it holds
+    before it stops) does not start the failed group again; ``close`` says the read failed."""
+    from pathlib import Path
+
+    from ingest.intake import Validated
+    from privacy.keyring import open_keyring
+    from publieksdata.settings import PublieksdataError
+    from publieksdata.warehouse import work_connection
+
+    loads = []
+
+    def failing_load(self, group):
+        loads.append([v.order for v in group])
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(privacy.step.SinglePass, "_load", failing_load)
+    monkeypatch.setattr(privacy.step, "GROUP_ROWS", 10)
+
+    def validated(order):
+        return Validated(order, {}, "tickets", f"typed_{order}", 10, {}, Path("x"))
+
+    with work_connection(home) as conn:
+        loader = privacy.step.SinglePass(conn, open_keyring(home), [0, 1, 2])
+        loader.settle(0, validated(0))  # a group of its own: the next delivery may join it
+        with pytest.raises(RuntimeError, match="the disk went away"):
+            loader.settle(1, validated(1))  # completes the first group, whose load fails
+        loader.settle(2, validated(2))  # another worker's: nothing is tried again
+        with pytest.raises(PublieksdataError, match="failed on a group"):
+            loader.close()
+    assert loads == [[0]]
+
+
+def test_uploads_sealed_at_once_keep_their_landing_order_in_quarantine(home, monkeypatch):
+    """An interrupted run's originals are read back in name order: a1.csv, sealed first
+    because a0.csv takes longer, still gets the later delivery id, so that after a crash the
+    later file's rows still win."""
+    import time
+
+    from conftest import write_minimal_sector
+
+    from privacy.keyring import open_keyring
+    from publieksdata.warehouse import work_connection
+
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
+    seal = ingest.intake.seal_file
+
+    def slow_first(upload, target, key):
+        if upload.name == "a0.csv":
+            time.sleep(0.3)
+        return seal(upload, target, key)
+
+    monkeypatch.setattr(ingest.intake, "seal_file", slow_first)
+    write_minimal_sector(home)
+    deliver(home, "th_a", "a0.csv", tickets_csv(30))
+    deliver(home, "th_a", "a1.csv", tickets_csv(10))
+    file_key = open_keyring(home).derive("file")
+    with work_connection(home, file_key) as conn:
+        items = ingest.intake._sealed_items(conn, home, file_key, None)
+    assert [i.file_name for i in items] == ["a0.csv", "a1.csv"]
+    names = sorted(p.name for p in (home.quarantine / "th_a").iterdir())
+    assert [n.split("__", 1)[1] for n in names] == ["a0.csv", "a1.csv"]
+
+
+def test_deliveries_an_older_version_left_validated_are_loaded_first(home, monkeypatch):
+    """A canonical file waiting from before the single pass (the hand-over path) is older
+    than tonight's uploads: of a ticket in both, tonight's row wins."""
+    from conftest import write_minimal_sector
+
+    from ingest.intake import take_deliveries
+
+    write_minimal_sector(home)
+    deliver(home, "th_a", "a0.csv", tickets_csv(10))
+    assert [o.status for o in take_deliveries(home)] == ["validated"]  # waits as a file
+    deliver(home, "th_a", "a1.csv", tickets_csv(10).replace("12.50", "20.00"))
+    outcomes, loaded = take_and_pseudonymise(home)
+    assert [o.file_name for o in outcomes] == ["a1.csv"]
+    assert len(loaded) == 2
+    assert {float(p) for _, _, p, _ in tickets(home)} == {20.0}
+    assert {r[1] for r in ledger(home).values()} == {"accepted"}
     assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
