@@ -323,29 +323,23 @@ def _finish(conn: duckdb.DuckDBPyConnection, home: DataHome, prepared: _Prepared
         if prepared.ignored:
             soft["unknown_columns"] = len(prepared.ignored)
         institution, delivery_id = base["institution_code"], base["delivery_id"]
+        recorded_soft = {**soft, "ignored_columns": prepared.ignored}
         if loader is not None:
             # the rows stay where they are; the ledger hears of the delivery when they are
             # committed, and the original stays in quarantine until then
             handed = True
-            loader.settle(prepared.order, Validated(
-                prepared.order, base, prepared.kind, table, prepared.rows,
-                {**soft, "ignored_columns": prepared.ignored}, prepared.path,
-            ))  # fmt: skip
-            fault_point("intake.after_validated")
-            log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution,
-                     prepared.rows, prepared.kind)  # fmt: skip
-            return DeliveryOutcome(delivery_id, institution, base["file_name"], "validated",
-                                   prepared.kind, prepared.rows, soft)  # fmt: skip
-        target = canonical_path(home, institution, delivery_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        columns = ", ".join(CANONICAL_COLUMNS[prepared.kind])
-        conn.execute(f"copy (select {columns} from {table}) "
-                     f"to '{_sql_path(sealed_url(tmp))}' (format parquet)")  # fmt: skip
-        os.replace(tmp, target)
-        ledger.record(conn, status="validated",
-                      soft_problems={**soft, "ignored_columns": prepared.ignored}, **base)  # fmt: skip
-        prepared.path.unlink()
+            loader.settle(prepared.order, Validated(prepared.order, base, prepared.kind, table,
+                                                    prepared.rows, recorded_soft, prepared.path))  # fmt: skip
+        else:
+            target = canonical_path(home, institution, delivery_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            columns = ", ".join(CANONICAL_COLUMNS[prepared.kind])
+            conn.execute(f"copy (select {columns} from {table}) "
+                         f"to '{_sql_path(sealed_url(tmp))}' (format parquet)")  # fmt: skip
+            os.replace(tmp, target)
+            ledger.record(conn, status="validated", soft_problems=recorded_soft, **base)
+            prepared.path.unlink()
         fault_point("intake.after_validated")
         log.info("delivery %s of %s validated: %s %s rows", delivery_id, institution,
                  prepared.rows, prepared.kind)  # fmt: skip
@@ -390,8 +384,8 @@ class _Batches:
             # events delivery waiting here to the end would hold back every later group
             self.flush()
 
-    def flush(self, kind: str | None = None) -> None:
-        for k in [kind] if kind else list(self.waiting):
+    def flush(self) -> None:
+        for k in list(self.waiting):
             group, self.waiting[k] = self.waiting[k], []
             if not group:
                 continue
@@ -475,12 +469,14 @@ def take_deliveries(
                 later.append(item)
             else:
                 first[item.sha] = item
-        read = [conn, home]
-        outcomes += _read_in_parallel(*read, list(first.values()), members, file_key, today,
-                                      single_pass)  # fmt: skip
+        outcomes += _read_in_parallel(
+            conn, home, list(first.values()), members, file_key, today, single_pass
+        )
         for item in later:  # a copy of bytes read in this run: the first copy is decided now
             if not duplicate(item):
-                outcomes += _read_in_parallel(*read, [item], members, file_key, today, single_pass)
+                outcomes += _read_in_parallel(
+                    conn, home, [item], members, file_key, today, single_pass
+                )
     return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
 
 

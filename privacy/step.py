@@ -413,12 +413,16 @@ def _pseudonymise_events(conn, institution: str, delivery_id: str) -> None:
     )
 
 
+def _with_privacy_soft(intake_soft: dict, soft: dict[str, int]) -> dict:
+    """Intake's soft problems of a delivery, with the privacy step's counts that are not 0."""
+    return {**intake_soft, **{k: v for k, v in soft.items() if v}}
+
+
 def _mark_accepted(conn, delivery_id: str, rows: int, soft: dict[str, int]) -> None:
     found = conn.execute(
         "select soft_problems from wh.intake.deliveries where delivery_id = ?", [delivery_id]
     ).fetchall()
-    merged = json.loads(found[0][0]) if found and found[0][0] else {}
-    merged.update({k: v for k, v in soft.items() if v})
+    merged = _with_privacy_soft(json.loads(found[0][0]) if found and found[0][0] else {}, soft)
     conn.execute(
         "update wh.intake.deliveries set status = 'accepted', rows_loaded = ?, "
         "soft_problems = ?, finished_at = now() where delivery_id = ?",
@@ -662,10 +666,8 @@ class SinglePass:
 
         def mark(delivery_id: str, n: int, soft: dict[str, int]) -> None:
             v = by_id[delivery_id]
-            merged = dict(v.soft)
-            merged.update({k: c for k, c in soft.items() if c})
-            ledger.insert(conn, status="accepted", rows_loaded=n, soft_problems=merged,
-                          **v.base)  # fmt: skip
+            ledger.insert(conn, status="accepted", rows_loaded=n,
+                          soft_problems=_with_privacy_soft(v.soft, soft), **v.base)  # fmt: skip
 
         try:
             with ledger.WRITE:
