@@ -303,6 +303,11 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
         )
         if general:
             _keep_erased_persons_out(conn)
+        # ``order by _seq``: the rows arrive sorted, so DuckDB appends them as full row groups
+        # (its batch insert). A parallel insert of the streamed join leaves each thread's last
+        # row group part-filled, and the next checkpoint merges them by rewriting a third of
+        # the table: 7-15 s when the step closed at 10M (docs/performance.md, nineteenth
+        # round). The order is the group's file order, which the rows had anyway.
         conn.execute(
             """
             insert into wh.pseudo.tickets (
@@ -324,7 +329,7 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
                 ?, delivery_id, now(),
                 case when not erased then sector_head end,
                 case when not erased and not account_erased then customer_head end
-            from keyed_erased
+            from keyed_erased order by _seq
             """,
             [keyring.key_id],
         )

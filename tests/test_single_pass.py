@@ -206,3 +206,38 @@ def test_deliveries_an_older_version_left_validated_are_loaded_first(home, monke
     assert {float(p) for _, _, p, _ in tickets(home)} == {20.0}
     assert {r[1] for r in ledger(home).values()} == {"accepted"}
     assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
+
+
+def test_a_large_group_is_stored_in_full_row_groups(home, monkeypatch):
+    """Six deliveries of 50,000 tickets, one group: pseudo.tickets holds them in three row
+    groups (DuckDB's 122,880 rows each), as a sorted insert appends them. An insert that
+    streams the join on two threads leaves part-filled row groups, which the next checkpoint
+    merges by rewriting them (7-15 s at 10M, docs/performance.md, nineteenth round)."""
+    from conftest import write_minimal_sector
+
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
+    write_minimal_sector(home)
+    csv = tickets_csv(50_000)
+    for n in range(6):
+        deliver(home, "th_a", f"a{n}.csv", csv.replace("\nT", f"\nF{n}T"))
+    real_connect = duckdb.connect
+
+    def two_threads(database=":memory:", *args, config=None, **kwargs):
+        # the insert is parallel on any machine with more than one core; here on every one
+        return real_connect(database, *args, config={**(config or {}), "threads": 2}, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", two_threads)
+    stored = []  # (rows, row groups) after each load, before any checkpoint could merge them
+    real_load = privacy.step.SinglePass._load
+
+    def load(self, group):
+        real_load(self, group)
+        stored.append(self.conn.execute(
+            "select count(*), (select count(distinct row_group_id) "
+            "from pragma_storage_info('wh.pseudo.tickets')) from wh.pseudo.tickets"
+        ).fetchone())  # fmt: skip
+
+    monkeypatch.setattr(privacy.step.SinglePass, "_load", load)
+    outcomes, _ = take_and_pseudonymise(home)
+    assert [o.status for o in outcomes] == ["validated"] * 6
+    assert stored == [(300_000, 3)]  # ceil(300,000 / 122,880) row groups
