@@ -306,8 +306,8 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
         # ``order by _seq``: the rows arrive sorted, so DuckDB appends them as full row groups
         # (its batch insert). A parallel insert of the streamed join leaves each thread's last
         # row group part-filled, and the next checkpoint merges them by rewriting a third of
-        # the table: 7-15 s when the step closed at 10M (docs/performance.md, nineteenth
-        # round). The order is the group's file order, which the rows had anyway.
+        # the table: 6-8 s at the step's close at 10M (docs/performance.md, nineteenth round).
+        # The order is the group's file order, which the rows had anyway.
         conn.execute(
             """
             insert into wh.pseudo.tickets (
