@@ -1,6 +1,6 @@
 """Benchmark of the whole job at national scale: wall time and peak RSS per stage.
 
-    python bench/pipeline.py --rows 1000000 10000000 [--out bench/results/pipeline.json]
+    python bench/pipeline.py --rows 1000000 10000000 [--repeat 3] [--out bench/results/pipeline.json]
 
 For each size: generate a sector (vectorised generator), measure the floor (DuckDB reading
 every delivery once; measured before the job and again after it, the floor is the mean of
@@ -11,8 +11,10 @@ single pass, `intake_and_privacy`; before it two, `intake_validation` and `pseud
 dbt models, dbt tests, publication) the wall time, the peak RSS and the CPU seconds of the process tree
 (dbt runs in a child process), the cores that makes on average, the CPU time the hypervisor
 stole from the machine meanwhile (a disturbed hour shows there), the floor with its own CPU
-seconds, and the ratios job/floor and nightly/full. Figures go into
-docs/performance.md; the test suite asserts no timings.
+seconds, and the ratios job/floor and nightly/full. With ``--repeat N`` each size is run N
+times (the same generated sector, a new data home each time) and ``summary`` gives the median
+of each ratio per size beside every run's: the machine's speed drifts from hour to hour, and
+one run is a draw. Figures go into docs/performance.md; the test suite asserts no timings.
 """
 
 from __future__ import annotations
@@ -311,6 +313,7 @@ def run_size(rows: int, seed: int) -> dict:
                        **loaded_counts(root)}  # fmt: skip
         sampler.stop()
         return {
+            "requested_rows": rows,
             "rows": generated["tickets"],
             "institutions": institutions,
             "persons": persons,
@@ -327,12 +330,44 @@ def run_size(rows: int, seed: int) -> dict:
         }
 
 
+def summarise(runs: list[dict]) -> dict:
+    """Per requested size: every run's ratios and their medians, the slowest peak RSS, and the
+    scaling from the smallest size to the largest on the median full-job times."""
+    import statistics
+
+    sizes: dict[int, list[dict]] = {}
+    for run in runs:
+        sizes.setdefault(run.get("requested_rows", run["rows"]), []).append(run)
+    out: dict = {"sizes": {}}
+    for rows, of_size in sorted(sizes.items()):
+        out["sizes"][str(rows)] = {
+            "runs": len(of_size),
+            "job_over_floor": [r["job_over_floor"] for r in of_size],
+            "job_over_floor_median": statistics.median(r["job_over_floor"] for r in of_size),
+            "full_wall_s_median": statistics.median(r["full"]["wall_s"] for r in of_size),
+            "floor_s_median": statistics.median(r["floor_s"] for r in of_size),
+            "nightly_over_full": [r["nightly_over_full"] for r in of_size],
+            "nightly_over_full_median": statistics.median(r["nightly_over_full"] for r in of_size),
+            "peak_rss_mb_max": max(r["peak_rss_mb"] for r in of_size),
+        }
+    if len(sizes) >= 2:
+        first, last = out["sizes"][str(min(sizes))], out["sizes"][str(max(sizes))]
+        rows_of = {size: of_size[0]["rows"] for size, of_size in sizes.items()}
+        out["scaling"] = {
+            "rows_ratio": round(rows_of[max(sizes)] / rows_of[min(sizes)], 1),
+            "time_ratio": round(last["full_wall_s_median"] / first["full_wall_s_median"], 1),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per size (the same sector); the summary gives the medians")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from importlib.metadata import version
@@ -348,14 +383,16 @@ def main() -> None:
         "runs": [],
     }
     for rows in args.rows:
-        report["runs"].append(run_size(rows, args.seed))
-        print(json.dumps(report["runs"][-1], indent=2), flush=True)
-    if len(report["runs"]) >= 2:
-        a, b = report["runs"][0], report["runs"][-1]
-        report["scaling"] = {
-            "rows_ratio": round(b["rows"] / a["rows"], 1),
-            "time_ratio": round(b["full"]["wall_s"] / a["full"]["wall_s"], 1),
-        }
+        for _ in range(max(1, args.repeat)):
+            report["runs"].append(run_size(rows, args.seed))
+            print(json.dumps(report["runs"][-1], indent=2), flush=True)
+            if args.out:  # written after every run: a long series interrupted keeps its runs
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report["summary"] = summarise(report["runs"])
+    if "scaling" in report["summary"]:
+        report["scaling"] = report["summary"]["scaling"]
+    print(json.dumps(report["summary"], indent=2), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

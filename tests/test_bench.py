@@ -68,3 +68,32 @@ def test_stolen_time_is_read_from_the_machine(bench):
     first = bench.steal_seconds()
     assert first >= 0.0
     assert bench.steal_seconds() >= first
+
+
+def _run(rows: int, ratio: float, wall: float, nightly: float, rss: float) -> dict:
+    return {"requested_rows": rows, "rows": rows - 7, "job_over_floor": ratio, "floor_s": 10.0,
+            "full": {"wall_s": wall}, "nightly_over_full": nightly, "peak_rss_mb": rss}  # fmt: skip
+
+
+def test_the_summary_takes_the_median_of_each_size(bench):
+    runs = [
+        _run(1000, 6.0, 60.0, 0.4, 900.0),
+        _run(10_000, 7.3, 146.0, 0.20, 2800.0),
+        _run(10_000, 5.7, 114.0, 0.24, 3000.0),
+        _run(10_000, 6.1, 122.0, 0.22, 2900.0),
+    ]
+    summary = bench.summarise(runs)
+    big = summary["sizes"]["10000"]
+    assert big["runs"] == 3
+    assert big["job_over_floor"] == [7.3, 5.7, 6.1]
+    assert big["job_over_floor_median"] == 6.1  # not the mean (6.37), not the last run
+    assert big["full_wall_s_median"] == 122.0
+    assert big["nightly_over_full_median"] == 0.22
+    assert big["peak_rss_mb_max"] == 3000.0  # the worst run, not a typical one
+    assert summary["sizes"]["1000"]["runs"] == 1
+    # scaling on the generated rows and the median full-job times
+    assert summary["scaling"] == {"rows_ratio": round(9993 / 993, 1), "time_ratio": 2.0}
+
+
+def test_one_size_has_no_scaling(bench):
+    assert "scaling" not in bench.summarise([_run(1000, 6.0, 60.0, 0.4, 900.0)])
