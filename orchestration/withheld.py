@@ -8,7 +8,8 @@ class and where it was raised (file, line, function: code, never data). Publieks
 ours, written to be safe, and passes unchanged.
 
 Running out of DuckDB's memory limit is no defect and says what to change: the error names the
-step's limit and its value (settings, never data).
+step's limit and its value (settings, never data). Which setting is the step's limit is said
+by the caller (``memory_setting``), not guessed from the step's name.
 """
 
 from __future__ import annotations
@@ -33,8 +34,20 @@ def _where(exc: BaseException) -> str:
     return ours or "a library"
 
 
+def _memory_limits() -> dict:
+    from publieksdata.warehouse import privacy_memory_limit, work_memory_limit
+
+    return {
+        "PUBLIEKSDATA_WORK_MEMORY": work_memory_limit,
+        "PUBLIEKSDATA_PRIVACY_MEMORY": privacy_memory_limit,
+    }
+
+
 @contextlib.contextmanager
-def values_withheld(step: str) -> Iterator[None]:
+def values_withheld(step: str, memory_setting: str = "PUBLIEKSDATA_WORK_MEMORY") -> Iterator[None]:
+    """Errors of ``step`` without their messages; ``memory_setting``: the environment variable
+    that holds the step's DuckDB memory limit, named when the step runs out of it."""
+    limit = _memory_limits()[memory_setting]  # an unknown setting fails here, before the step
     try:
         yield
     except PublieksdataError:
@@ -42,19 +55,12 @@ def values_withheld(step: str) -> Iterator[None]:
     except Exception as exc:
         import duckdb
 
-        from publieksdata.warehouse import privacy_memory_limit, work_memory_limit
-
         # a commit that cannot allocate fails as a TransactionException ("Failed to commit:
         # could not allocate block ..."): the text is DuckDB's, read here, never shown
         if isinstance(exc, duckdb.OutOfMemoryException) or (
             isinstance(exc, duckdb.TransactionException) and "could not allocate" in str(exc)
         ):
-            # the single pass (intake and privacy in one step) runs on the privacy step's limit
-            setting, value = (
-                ("PUBLIEKSDATA_PRIVACY_MEMORY", privacy_memory_limit())
-                if "privacy" in step
-                else ("PUBLIEKSDATA_WORK_MEMORY", work_memory_limit())
-            )
+            setting, value = memory_setting, limit()
             raise PublieksdataError(
                 f"{step} ran out of memory: DuckDB's limit for this step, {setting}={value}, "
                 f"was not enough (raised in {_where(exc)}). Nothing of the deliveries being "

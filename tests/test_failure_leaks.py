@@ -104,12 +104,19 @@ def test_a_commit_that_cannot_allocate_names_the_memory_setting(monkeypatch):
     from publieksdata.settings import PublieksdataError
 
     monkeypatch.setenv("PUBLIEKSDATA_PRIVACY_MEMORY", "3GB")
-    with pytest.raises(PublieksdataError, match=r"privacy ran out of memory: .*PUBLIEKSDATA_PRIVACY_MEMORY=3GB"):  # fmt: skip
+    monkeypatch.setenv("PUBLIEKSDATA_WORK_MEMORY", "1GB")
+    full = "Failed to commit: could not allocate block of size 256.0 KiB (1.8 GiB/1.8 GiB used)"
+    # the setting is the one the caller names, whatever the step is called
+    with pytest.raises(PublieksdataError, match=r"loading ran out of memory: .*PUBLIEKSDATA_PRIVACY_MEMORY=3GB"):  # fmt: skip
+        with values_withheld("loading", memory_setting="PUBLIEKSDATA_PRIVACY_MEMORY"):
+            raise duckdb.TransactionException(full)
+    with pytest.raises(PublieksdataError, match=r"privacy ran out of memory: .*PUBLIEKSDATA_WORK_MEMORY=1GB"):  # fmt: skip
         with values_withheld("privacy"):
-            raise duckdb.TransactionException(
-                "Failed to commit: could not allocate block of size 256.0 KiB (1.8 GiB/1.8 GiB used)"
-            )
+            raise duckdb.TransactionException(full)
+    with pytest.raises(KeyError):  # a setting that is not a memory limit: a defect, found early
+        with values_withheld("privacy", memory_setting="PUBLIEKSDATA_HOME"):
+            pass
     with pytest.raises(PublieksdataError, match="its message is withheld") as caught:
-        with values_withheld("privacy"):
+        with values_withheld("privacy", memory_setting="PUBLIEKSDATA_PRIVACY_MEMORY"):
             raise duckdb.TransactionException("Conflict on tuple 'jan@example.nl'")
     assert "jan@example.nl" not in str(caught.value)

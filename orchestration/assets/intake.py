@@ -72,7 +72,8 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig):
     home = data_home()
     with (
         warehouse_lock(home, f"intake and privacy (run {context.run.run_id})"),
-        values_withheld("intake and privacy"),
+        # the single pass runs on the privacy step's memory limit (privacy/step.py)
+        values_withheld("intake and privacy", memory_setting="PUBLIEKSDATA_PRIVACY_MEMORY"),
     ):
         outcomes, pseudonymised = take_and_pseudonymise(home, only=config.files or None)
     status = Counter(o.status for o in outcomes)
