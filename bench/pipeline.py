@@ -382,20 +382,22 @@ def main() -> None:
         "packages": {name: version(name) for name in packages},
         "runs": [],
     }
+
+    def write() -> None:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+
     for rows in args.rows:
         for _ in range(max(1, args.repeat)):
             report["runs"].append(run_size(rows, args.seed))
             print(json.dumps(report["runs"][-1], indent=2), flush=True)
-            if args.out:  # written after every run: a long series interrupted keeps its runs
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(report, indent=2) + "\n")
+            write()  # after every run: a long series interrupted keeps its runs
     report["summary"] = summarise(report["runs"])
     if "scaling" in report["summary"]:
         report["scaling"] = report["summary"]["scaling"]
     print(json.dumps(report["summary"], indent=2), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write()
 
 
 if __name__ == "__main__":

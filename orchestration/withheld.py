@@ -60,11 +60,11 @@ def values_withheld(step: str, memory_setting: str = "PUBLIEKSDATA_WORK_MEMORY")
         if isinstance(exc, duckdb.OutOfMemoryException) or (
             isinstance(exc, duckdb.TransactionException) and "could not allocate" in str(exc)
         ):
-            setting, value = memory_setting, limit()
             raise PublieksdataError(
-                f"{step} ran out of memory: DuckDB's limit for this step, {setting}={value}, "
-                f"was not enough (raised in {_where(exc)}). Nothing of the deliveries being "
-                f"processed was committed: set {setting} higher (e.g. 2GB more) and run again"
+                f"{step} ran out of memory: DuckDB's limit for this step, "
+                f"{memory_setting}={limit()}, was not enough (raised in {_where(exc)}). Nothing "
+                f"of the deliveries being processed was committed: set {memory_setting} higher "
+                "(e.g. 2GB more) and run again"
             ) from None
         raise PublieksdataError(
             f"{step} failed: unexpected {type(exc).__name__} in {_where(exc)}; its message is "
