@@ -197,23 +197,28 @@ def dbt_split(home: Path) -> dict:
     return {"dbt_models_s": round(models, 1), "dbt_tests_s": round(tests, 1)}
 
 
-def add_nightly_delivery(home: Path, fraction: float, total_rows: int) -> int:
-    """A delivery of new tickets, `fraction` of the sector's rows, for the first member."""
+def add_nightly_delivery(home: Path, fraction: float, total_rows: int, night: int = 0) -> int:
+    """A delivery of new tickets, `fraction` of the sector's rows, for the first member; with
+    ``night`` > 0 for the night-th member of the registry (wrapping round), with ticket ids of
+    that night (bench/nights.py: each night's rows are new, not a re-delivery)."""
     import csv
 
     import duckdb
 
     with (home / "institutions.csv").open() as fh:
-        code = next(csv.DictReader(fh))["code"]
+        codes = [row["code"] for row in csv.DictReader(fh)]
+    code = codes[night % len(codes)]
     events = home / "landing" / code
     events.mkdir(parents=True, exist_ok=True)
     rows = max(int(total_rows * fraction), 1)
-    path = events / f"{code}_tickets_nightly.csv"
+    tag = f"{night}_" if night else ""
+    path = events / f"{code}_tickets_nightly{tag.rstrip('_')}.csv"
     year = time.localtime().tm_year
     duckdb.connect().execute(
         f"""
         copy (
-            select 'N' || i as ticket_id, 'NO' || (i // 2) as order_id, 'NIGHTLY' as event_id,
+            select 'N{tag}' || i as ticket_id, 'NO{tag}' || (i // 2) as order_id,
+                   'NIGHTLY' as event_id,
                    '{year}-12-01 20:00:00' as event_start, '{year}-11-01 10:00:00' as sold_at,
                    '19.50' as price, 'nightly' || (i % {max(rows // 3, 1)}) || '@example.org' as email,
                    '1011 AB' as postcode
@@ -239,25 +244,31 @@ def loaded_counts(root: Path) -> dict:
     return {"deliveries": statuses, "ticket_rows_loaded": tickets}
 
 
-def run_size(rows: int, seed: int) -> dict:
+def fresh_home(root: Path):
+    """A new data home at ``root`` with its own master key and keyring; every setting (this
+    process's environment) points into it."""
+    from orchestration.environment import configure_environment
+    from privacy.keyring import create_keyring
     from publieksdata.settings import DataHome
 
+    os.environ.update({
+        "PUBLIEKSDATA_HOME": str(root),
+        "PUBLIEKSDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "PUBLIEKSDATA_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(root / "dagster"),
+        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+    })  # fmt: skip
+    home = DataHome(root)
+    home.create()
+    configure_environment(home)
+    create_keyring(home)
+    return home
+
+
+def run_size(rows: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "home"
-        os.environ.update({
-            "PUBLIEKSDATA_HOME": str(root),
-            "PUBLIEKSDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "PUBLIEKSDATA_WAREHOUSE": str(root / "warehouse.duckdb"),
-            "DAGSTER_HOME": str(root / "dagster"),
-            "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-        })  # fmt: skip
-        home = DataHome(root)
-        home.create()
-        from orchestration.environment import configure_environment
-        from privacy.keyring import create_keyring
-
-        configure_environment(home)
-        create_keyring(home)
+        home = fresh_home(root)
         from publieksdata.synthetic import generate_sector
 
         sampler = RssSampler()

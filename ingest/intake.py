@@ -286,7 +286,8 @@ def _prepare(
     except UnreadableFile as exc:
         conn.execute(f"drop table if exists {table}")
         return _reject(conn, home, path, base, [{
-            "rule": "unreadable", "column": None, "count": 0, "rows": [], "detail": str(exc),
+            "rule": "unreadable", "column": None, "count": exc.count, "rows": exc.rows,
+            "detail": str(exc),
             "fix": "export the data again as CSV (UTF-8 or Windows-1252), XLSX or Parquet, "
                    "with one header row",
         }])  # fmt: skip

@@ -14,6 +14,7 @@ Errors name the problem and the row, never the content of a row.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import zipfile
 from collections.abc import Callable
@@ -28,12 +29,22 @@ import pyarrow as pa
 from ingest.sealed import SEGMENT, SealedReader, SealedWriter, open_sealed, sealed_url
 from ingest.standard import canonical_name
 from ingest.typed import native_fits
+from ingest.validate import ROW_CAP
 
 _XLSX_BATCH = 50_000
 
 
 class UnreadableFile(Exception):
-    """The file cannot be read as a delivery; the message is safe to show (no values)."""
+    """The file cannot be read as a delivery; the message is safe to show (no values).
+
+    ``rows``: the data rows the problem was found in (row 1 = the first line under the header),
+    up to ROW_CAP, and ``count`` how many there are, where the reader can tell (ragged rows).
+    """
+
+    def __init__(self, message: str, rows: list[int] | None = None, count: int = 0):
+        super().__init__(message)
+        self.rows = rows or []
+        self.count = count
 
 
 @dataclass
@@ -176,8 +187,46 @@ def _detect_delimiter(source: DeliveryFile, encoding: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_error(exc: Exception) -> UnreadableFile:
-    """Translate a DuckDB CSV error without repeating the offending line (it may hold identifiers)."""
+def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str) -> tuple[int, list[int]]:
+    """(how many, the first ROW_CAP) data rows whose number of fields differs from the
+    header's, read with Python's csv module (the same quoting as DuckDB's reader).
+
+    DuckDB names at most one line of a ragged file, and on a small file only that its sniffer
+    found no consistent dialect. Only on that error path: the file is read once more, and no
+    field is kept. A row is a record, so a quoted line break does not start a new row.
+    """
+    import csv
+
+    count, rows = 0, []
+    with source.open() as raw:
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
+        try:
+            width = len(next(reader))
+            for row, record in enumerate(reader, start=1):
+                if record and len(record) != width:  # a blank line is no record at all
+                    count += 1
+                    if len(rows) < ROW_CAP:
+                        rows.append(row)
+        except (StopIteration, csv.Error):
+            pass  # no header, a NUL byte, a field past csv's limit: what was found stands
+    return count, rows
+
+
+def _csv_error(
+    exc: Exception, source: DeliveryFile, encoding: str, delimiter: str
+) -> UnreadableFile:
+    """Translate a DuckDB CSV error without repeating the offending line (it may hold
+    identifiers). Ragged rows are named by row number (``_ragged_rows``), whatever DuckDB's
+    own message was."""
+    count, rows = _ragged_rows(source, encoding, delimiter)
+    if count:
+        return UnreadableFile(
+            f"ragged rows: {count} row(s) have a different number of fields than the header "
+            f"(row 1 = the first line under the header); check for unquoted delimiters or line "
+            "breaks inside fields",
+            rows=rows, count=count,
+        )  # fmt: skip
     text = str(exc)
     m = _LINE.search(text)
     where = f" at line {m.group(1)}" if m else ""
@@ -346,7 +395,7 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
             # stumble over its bytes as a ragged row first): only a file that is valid UTF-8
             # gets the error reported; the check reads the file, on this path only
             if _is_utf8(source):
-                raise _csv_error(exc) from None
+                raise _csv_error(exc, source, "utf-8", delimiter) from None
             result.encoding = "latin-1"
             with _transcoded(source) as utf8:
                 try:
@@ -355,7 +404,7 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
                     )
                     _checked(conn, result, relation, load)
                 except duckdb.Error as exc2:
-                    raise _csv_error(exc2) from None
+                    raise _csv_error(exc2, utf8, "utf-8", delimiter) from None
     elif fmt == "parquet":
         sql = "read_parquet(?)"
         try:

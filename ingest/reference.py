@@ -28,8 +28,9 @@ def load_reference(home: DataHome) -> dict[str, int]:
     members = load_registry(home)  # validates the registry before anything is replaced
     if not home.reference_pc4.is_file():
         raise PublieksdataError(
-            f"no PC4 reference data at {home.reference_pc4}: run 'publieksdata generate' for the "
-            "synthetic set, or place the CBS statistics per postcode there"
+            f"no PC4 reference data at {home.reference_pc4}: load the CBS statistics per postcode "
+            "with 'publieksdata reference --cbs-stats FILE --areas FILE', or run 'publieksdata "
+            "generate' for a synthetic sector"
         )
     with work_connection(home) as conn:
         try:

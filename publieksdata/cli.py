@@ -9,20 +9,29 @@ import os
 import sys
 from pathlib import Path
 
-from publieksdata.settings import DataHome, PublieksdataError, data_home
+from publieksdata.settings import DataHome, PublieksdataError, data_home, k_threshold
 
 DEMO_SIZE = {"institutions": 30, "persons": 20_000, "years": 3}
 
 
 def cmd_init(home: DataHome, args) -> None:
+    from ingest.registry import REGISTRY_COLUMNS
     from orchestration.environment import configure_environment
     from privacy.keyring import create_keyring, load_master_key
 
+    k_threshold()  # a refused k is a setting to fix now, not at the first build
     home.create()
     configure_environment(home)  # also creates the Dagster instance folder (dagster/)
     ring = create_keyring(home)
     source = load_master_key(home)
     print(f"data home ready: {home.root}")
+    if not home.registry.exists():
+        # an empty registry (its header): a member's deliveries are taken once its line is there
+        home.registry.write_text(",".join(REGISTRY_COLUMNS) + "\n", encoding="utf-8")
+        print(f"member registry: {home.registry} (empty: add a line per member, "
+              f"{','.join(REGISTRY_COLUMNS)})")  # fmt: skip
+    else:
+        print(f"member registry: {home.registry} (kept as it is)")
     print(f"keyring: key {ring.key_id} (fingerprint {ring.fingerprint})")
     if source.origin == "local demo key":
         print(
@@ -31,9 +40,18 @@ def cmd_init(home: DataHome, args) -> None:
         )
 
 
+def _sector_size(args) -> None:
+    """A sector of at least one member, person and year; said in one line before anything is
+    written (generate_sector's own ValueError would reach the user as 'unexpected')."""
+    for option in DEMO_SIZE:
+        if getattr(args, option) < 1:
+            raise PublieksdataError(f"--{option} must be at least 1, got {getattr(args, option)}")
+
+
 def cmd_generate(home: DataHome, args) -> None:
     from publieksdata.synthetic import generate_sector
 
+    _sector_size(args)
     home.create()
     result = generate_sector(
         home.root, institutions=args.institutions, persons=args.persons, years=args.years,
@@ -49,16 +67,21 @@ def cmd_generate(home: DataHome, args) -> None:
 def cmd_run(home: DataHome, args) -> None:
     from publieksdata.pipeline import run_job
 
+    k_threshold()  # refused before anything is taken from landing/, not in the dbt build
     full_refresh = getattr(args, "full_refresh", False)
+    # without -v a failed step is the one line main() prints, not Dagster's stack traces
+    # (they stay in the run's event log: the Dagster UI, or `publieksdata -v run`)
+    options = {"full_refresh": full_refresh, "failure_traces": args.verbose}
     if args.verbose:
-        summary = run_job(home, full_refresh=full_refresh)
+        summary = run_job(home, **options)
     else:  # dbt's progress lines (dagster-dbt echoes them) stay in data/dbt/logs/dbt.log
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            summary = run_job(home, full_refresh=full_refresh)
+            summary = run_job(home, **options)
     print_summary(summary)
 
 
 def cmd_demo(home: DataHome, args) -> None:
+    _sector_size(args)
     cmd_init(home, args)
     cmd_generate(home, args)
     print("running the job (intake, privacy, dbt build and tests, publication) ...")
@@ -76,6 +99,7 @@ def cmd_erase(home: DataHome, args) -> None:
 
     if (args.institution is None) != (args.customer_id is None):
         raise PublieksdataError(ERASE_USAGE)
+    k_threshold()  # the rebuild after the erasure would refuse it: said before erasing
     if args.email is not None:
         request = ErasureRequest("email", _secret_argument(args.email, "e-mail address"))
     elif args.phone is not None:
@@ -112,7 +136,8 @@ def _republish(home: DataHome, done: str) -> dict:
     from publieksdata.pipeline import run_job
 
     try:
-        return run_job(home, force_release=True)
+        # one line on failure, never Dagster's traces: an erasure's run must not echo anything
+        return run_job(home, force_release=True, failure_traces=False)
     except PublieksdataError as exc:
         raise PublieksdataError(
             f"{done}, but the rebuild failed ({exc}); run 'publieksdata run' to republish"
@@ -131,6 +156,7 @@ def _secret_argument(value: str, what: str) -> str:
 def cmd_keys_rotate(home: DataHome, args) -> None:
     from publieksdata.locking import warehouse_lock
 
+    k_threshold()  # the rebuild after the rotation would refuse it: said before re-keying
     with warehouse_lock(home, "publieksdata keys rotate"):
         _rotate_and_republish(home)
 
@@ -225,7 +251,7 @@ def build_parser(redact: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create the data home, registry folder and keyring")
+    sub.add_parser("init", help="create the data home, an empty member registry and the keyring")
     for name, helptext in (("generate", "write a synthetic sector into the data home"),
                            ("demo", "init + generate (small) + run, then print a summary")):  # fmt: skip
         p = sub.add_parser(name, help=helptext)

@@ -12,26 +12,30 @@ from publieksdata.settings import DataHome, PublieksdataError
 log = logging.getLogger(__name__)
 
 
-def run_job(home: DataHome, *, force_release: bool = False, full_refresh: bool = False) -> dict:
+def run_job(home: DataHome, *, force_release: bool = False, full_refresh: bool = False,
+            failure_traces: bool = True) -> dict:  # fmt: skip
     """Materialise the ``sector_refresh`` job in-process; raise PublieksdataError on failure.
 
     Holds the warehouse lock for the whole run (publieksdata/locking.py): a second job on the
     same data home waits for this one, or stops with "in use". Without ``force_release`` a run
     whose published content equals the current release keeps that release (``release_unchanged``
     in the summary). ``full_refresh`` rebuilds every dbt model from scratch instead of only
-    the institutions whose data changed.
+    the institutions whose data changed. Without ``failure_traces`` the console shows Dagster's
+    warnings but not its errors with their stack traces (the command line says what failed in
+    one line; the run's event log keeps the traces).
     """
     from publieksdata.locking import warehouse_lock
 
     with warehouse_lock(home, "publieksdata run"):
         before = current_release(home)
-        _execute(home, force_release, full_refresh)
+        _execute(home, force_release, full_refresh, failure_traces)
         out = summary(home)
     out["release_unchanged"] = before is not None and out["release"] == str(before)
     return out
 
 
-def _execute(home: DataHome, force_release: bool, full_refresh: bool = False) -> None:
+def _execute(home: DataHome, force_release: bool, full_refresh: bool = False,
+             failure_traces: bool = True) -> None:  # fmt: skip
     from orchestration.environment import configure_environment
 
     configure_environment(home)
@@ -43,6 +47,8 @@ def _execute(home: DataHome, force_release: bool, full_refresh: bool = False) ->
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def("sector_refresh")
+    if not failure_traces:
+        job = job.with_logger_defs({"console": _logger_definition()})
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -118,3 +124,26 @@ def summary(home: DataHome) -> dict:
     finally:
         conn.close()
     return out
+
+
+def _console_logger(init_context) -> logging.Logger:
+    """Dagster's console lines (stderr, the same format), without records of level ERROR and
+    above: a failed step's record carries its stack trace."""
+    import sys
+
+    console = logging.Logger("dagster", init_context.logger_config["log_level"])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    console.addHandler(handler)
+    return console
+
+
+def _logger_definition():
+    import dagster as dg
+
+    return dg.LoggerDefinition(
+        _console_logger,
+        config_schema={"log_level": dg.Field(str, is_required=False, default_value="WARNING")},
+        description="Dagster's warnings on stderr; failures only in the event log",
+    )

@@ -7,6 +7,7 @@ check that the script counts the CPU time of the processes it starts.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +23,16 @@ while time.process_time() < 0.6:
 """
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", BENCH)
+def _module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _module("bench_pipeline", BENCH)
 
 
 def test_the_cpu_of_a_finished_child_process_is_counted(bench):
@@ -97,3 +102,61 @@ def test_the_summary_takes_the_median_of_each_size(bench):
 
 def test_one_size_has_no_scaling(bench):
     assert "scaling" not in bench.summarise([_run(1000, 6.0, 60.0, 0.4, 900.0)])
+
+
+NIGHTS = BENCH.parent / "nights.py"
+
+
+@pytest.fixture(scope="module")
+def nights():
+    return _module("bench_nights", NIGHTS)
+
+
+def test_row_groups_are_counted_per_table(nights, tmp_path):
+    import duckdb
+
+    database = tmp_path / "w.duckdb"
+    conn = duckdb.connect(str(database), config={"threads": 1})
+    conn.execute("create schema s")
+    # DuckDB's row groups hold 122,880 rows: 300,000 rows in one insert are three
+    conn.execute("create table s.big as select range as i from range(300000)")
+    # ... and each small insert that commits on its own lands in the same last row group
+    conn.execute("create table s.small (i integer)")
+    for i in range(5):
+        conn.execute("insert into s.small values (?)", [i])
+    conn.close()
+    assert nights.row_groups(database, ["s.big", "s.small"]) == {
+        "s.big": {"rows": 300000, "row_groups": 3},
+        "s.small": {"rows": 5, "row_groups": 1},
+    }
+
+
+def test_the_incremental_models_come_from_the_manifest(nights, tmp_path):
+    target = tmp_path / "dbt" / "target"
+    target.mkdir(parents=True)
+    node = {"resource_type": "model", "schema": "intermediate"}
+    (target / "manifest.json").write_text(json.dumps({"nodes": {
+        "model.p.a": {**node, "alias": "a", "config": {"materialized": "incremental"}},
+        "model.p.b": {**node, "alias": "b", "config": {"materialized": "table"}},
+        "test.p.c": {**node, "resource_type": "test", "alias": "c",
+                     "config": {"materialized": "incremental"}},
+    }}))  # fmt: skip
+    assert nights.incremental_models(tmp_path) == ["intermediate.a"]
+
+
+def test_a_later_night_delivers_new_tickets_for_another_member(bench, tmp_path):
+    import duckdb
+
+    (tmp_path / "institutions.csv").write_text("code,name\nm_a,A\nm_b,B\n")
+    first = bench.add_nightly_delivery(tmp_path, 0.01, 1000)
+    later = bench.add_nightly_delivery(tmp_path, 0.01, 1000, night=3)
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.csv")
+                   if p.parent != tmp_path)  # fmt: skip
+    assert (first, later) == (10, 10)
+    assert files == ["landing/m_a/m_a_tickets_nightly.csv", "landing/m_b/m_b_tickets_nightly3.csv"]
+    ids = (
+        duckdb.connect()
+        .execute(f"select count(distinct ticket_id) from read_csv('{tmp_path}/landing/*/*.csv')")
+        .fetchall()
+    )
+    assert ids == [(20,)]

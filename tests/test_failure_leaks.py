@@ -58,6 +58,7 @@ def test_a_failing_run_writes_the_value_nowhere(home, monkeypatch, capsys, step)
     assert cli.main(["run"]) == 1
     err = capsys.readouterr().err
     assert "the job failed in step" in err
+    assert len(err.strip().splitlines()) == 1 and "Stack Trace" not in err  # one clear line
     assert SECRET_VALUE not in err and SECRET_EMAIL not in err
     scanned: list[str] = []
     hits = find_identifiers(

@@ -1,6 +1,7 @@
 """Intake: bad files are rejected whole with a readable report; the same bytes count once."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -163,6 +164,42 @@ def test_non_data_files_are_rejected_with_a_reason(home):
     assert "zip" in outcomes["archive.csv"].problems[0]["detail"]
     assert "empty" in outcomes["empty.csv"].problems[0]["detail"]
     assert "binary" in outcomes["junk.csv"].problems[0]["detail"]
+
+
+RAGGED_HEADER = "ticket_id,order_id,event_id,event_start,sold_at,price,email\n"
+
+
+def _row(i: int) -> str:
+    return f"T{i},O{i},E1,2025-05-01 20:00,2025-04-01 10:00,12.50,ragged{i}@example.nl\n"
+
+
+def test_ragged_rows_are_named_by_row_number_without_their_values(home):
+    write_minimal_sector(home)
+    # two data rows, the second short: DuckDB's sniffer gives up without naming a line
+    deliver(home, "th_a", "tiny.csv", RAGGED_HEADER + _row(1) + "T2,O2,E2,2025-05-01\n")
+    # a large file, ragged far past the sniffer's sample; a quoted line break is no new row
+    rows = [_row(i) for i in range(1, 60_001)]
+    rows[4] = rows[4].replace(",12.50,", ',"12.50\n",', 1).replace("12.50\n", "12,50\n")
+    rows[39_999] = rows[39_999].rstrip("\n") + ",extra\n"
+    rows[50_000] = rows[50_000].rstrip("\n") + ",extra,more\n"
+    deliver(home, "th_a", "large.csv", RAGGED_HEADER + "".join(rows))
+    # Windows-1252, with the short row after a byte that is not UTF-8
+    latin = RAGGED_HEADER + _row(1).replace("ragged1", "ragged\xe91") + "T2,O2\n" + _row(3)
+    deliver(home, "th_a", "latin.csv", latin.encode("latin-1"))
+    outcomes = {o.file_name: o for o in take_deliveries(home)}
+    found = {name: (o.status, o.problems[0]["rule"], o.problems[0]["count"],
+                    o.problems[0]["rows"]) for name, o in outcomes.items()}  # fmt: skip
+    assert found == {
+        "tiny.csv": ("rejected", "unreadable", 1, [2]),
+        "large.csv": ("rejected", "unreadable", 2, [40_000, 50_001]),
+        "latin.csv": ("rejected", "unreadable", 1, [2]),
+    }
+    for outcome in outcomes.values():
+        assert "ragged rows" in outcome.problems[0]["detail"]
+        report = Path(outcome.report).read_text() + Path(
+            outcome.report.replace(".report.json", ".report.md")).read_text()  # fmt: skip
+        assert "@example.nl" not in report and "2025-04-01" not in report
+    assert not any(home.quarantine.glob("*/*"))
 
 
 def test_dutch_excel_csv_is_read(home):

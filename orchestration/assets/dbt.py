@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from orchestration.project import dbt_project, prepare_manifest
 from publieksdata.faults import fault_point
 from publieksdata.locking import warehouse_lock
-from publieksdata.settings import data_home
+from publieksdata.settings import data_home, k_threshold
 
 prepare_manifest()
 
@@ -55,7 +55,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
     # runs (PUBLIEKSDATA_AS_OF_DATE, which it inherits, else today: the on-run-start hook of
     # macros/perturbation.sql), so it is no --vars: a var that changes every day makes dbt
     # parse the whole project again every day. Checked here so a bad value fails before dbt.
-    context.log.info(f"run date {run_date().isoformat()}")
+    context.log.info(f"run date {run_date().isoformat()}, k = {k_threshold()}")  # both checked
     with warehouse_lock(home, f"dbt build (run {context.run.run_id})"):
         # dbt's unit tests check model logic on fixed inputs, not the data: they run in CI
         # (tests/test_dbt_metrics.py builds the project with them), not in every nightly build

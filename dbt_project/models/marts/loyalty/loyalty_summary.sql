@@ -10,10 +10,21 @@ cohorts as (
     select * from {{ ref('int_loyalty_cohorts') }}
 ),
 
+-- institution-years with a withheld frequency band: their avg_visits is withheld too, because
+-- avg_visits x n_persons is the year's number of visits, which with the published bands can
+-- give away the withheld ones (loyalty_frequency)
+frequency_withheld as (
+    select institution_code, year
+    from {{ ref('loyalty_frequency') }}
+    where n_persons is null
+    group by institution_code, year
+),
+
 joined as (
     select
         person_counts.*,
         coalesce(new_persons.is_withheld, false) as is_new_withheld,
+        frequency_withheld.year is not null as is_frequency_withheld,
         previous_cohort.n_active as n_previous_new_active,
         previous_cohort.n_cohort as n_previous_cohort,
         previous_cohort.n_active_p as n_previous_new_active_p,
@@ -29,6 +40,9 @@ joined as (
         on person_counts.institution_code = previous_cohort.institution_code
         and person_counts.year = previous_cohort.year
         and previous_cohort.cohort_year = person_counts.year - 1
+    left join frequency_withheld
+        on person_counts.institution_code = frequency_withheld.institution_code
+        and person_counts.year = frequency_withheld.year
 ),
 
 perturbed as (
@@ -59,7 +73,9 @@ published as (
                 then {{ k_share('n_previous_new_active', 'n_previous_cohort',
                                 'n_previous_new_active_p', 'n_previous_cohort_p') }}
         end as new_retention,
-        {{ k_mean('visits', 'n_persons', 'n_persons_p') }} as avg_visits,
+        case
+            when not is_frequency_withheld then {{ k_mean('visits', 'n_persons', 'n_persons_p') }}
+        end as avg_visits,
         {{ k_mean('spend', 'n_persons', 'n_persons_p') }} as avg_spend,
         {{ k_count('n_lapsed', 'n_lapsed_p') }} as n_lapsed,
         n_persons as n_persons_raw,
