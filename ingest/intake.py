@@ -455,21 +455,21 @@ def take_deliveries(
     with work_connection(home, file_key, memory_limit) as conn:
 
         def duplicate(item: _Item) -> bool:
-            earlier = ledger.find_by_sha(conn, item.sha)
+            earlier = ledger.find_by_sha(conn, item.sha, item.institution)
             if earlier is not None:
                 base = _base(item.institution, item.file_name, item.sha, item.delivery_id)
                 outcomes.append((item.order, _record_duplicate(conn, item.path, base, earlier[0])))
             return earlier is not None
 
-        first: dict[str, _Item] = {}
+        first: dict[tuple[str, str], _Item] = {}
         later: list[_Item] = []
         for item in _sealed_items(conn, home, file_key, only):
             if duplicate(item):
                 continue
-            if item.sha in first:
+            if (item.institution, item.sha) in first:
                 later.append(item)
             else:
-                first[item.sha] = item
+                first[(item.institution, item.sha)] = item
         outcomes += _read_in_parallel(
             conn, home, list(first.values()), members, file_key, today, single_pass
         )
@@ -502,7 +502,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 continue
             delivery_id, name = _original_name(path)
             sha = sha256_of(DeliveryFile(path, file_key))
-            earlier = ledger.find_by_sha(conn, sha)
+            earlier = ledger.find_by_sha(conn, sha, folder.name)
             if earlier is not None and earlier[0] == delivery_id:
                 path.unlink()  # its canonical form was already recorded
                 continue

@@ -12,12 +12,16 @@ import duckdb
 WRITE = threading.Lock()
 
 
-def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str) -> tuple[str, str] | None:
-    """(delivery_id, status) of an earlier validated or accepted delivery of the same bytes."""
+def find_by_sha(conn: duckdb.DuckDBPyConnection, sha256: str,
+                institution: str) -> tuple[str, str] | None:  # fmt: skip
+    """(delivery_id, status) of an earlier validated or accepted delivery of the same bytes by
+    the same member. The same bytes in another member's folder are that member's delivery: a
+    file belongs to the institution whose folder it is in (delivery standard)."""
     rows = conn.execute(
-        "select delivery_id, status from wh.intake.deliveries "
-        "where sha256 = ? and status in ('validated', 'accepted') order by received_at limit 1",
-        [sha256],
+        "select delivery_id, status from wh.intake.deliveries where sha256 = ? "
+        "and institution_code = ? and status in ('validated', 'accepted') "
+        "order by received_at limit 1",
+        [sha256, institution],
     ).fetchall()
     return rows[0] if rows else None
 

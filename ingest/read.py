@@ -13,6 +13,7 @@ Errors name the problem and the row, never the content of a row.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import re
@@ -180,7 +181,8 @@ def _detect_delimiter(source: DeliveryFile, encoding: str) -> str:
     a one-column reading, and the real problem (the ragged row) would go unreported.
     """
     with source.open() as fh:
-        head = fh.read(65536).decode("utf-8" if encoding == "utf-8" else "latin-1", "replace")
+        raw = fh.read(65536)
+        head = raw.decode("utf-8", "replace") if encoding == "utf-8" else decode_windows_1252(raw)
     first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
     counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
@@ -338,14 +340,31 @@ def _checked(conn, result: ReadResult, relation: Relation, load: Loader | None) 
         raise _LoaderFailed(exc) from None
 
 
+def _latin1_for_undefined(error: UnicodeDecodeError) -> tuple[str, int]:
+    """The five bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) as Latin-1."""
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("publieksdata-latin1", _latin1_for_undefined)
+
+
+def decode_windows_1252(data: bytes) -> str:
+    """Windows-1252 (what Dutch Excel and Windows tools write when they do not write UTF-8):
+    0x80-0x9F are € ‚ ƒ „ … Š Œ Ž ‘ ’ “ ” • – — ˜ ™ š œ ž Ÿ, not Latin-1's control characters,
+    so "€ 12,50" is a price and "Šimić" the same name as in a UTF-8 file. The five bytes it
+    leaves undefined are read as Latin-1: every byte is one character, so line breaks stay."""
+    return data.decode("cp1252", errors="publieksdata-latin1")
+
+
 @contextlib.contextmanager
 def _transcoded(source: DeliveryFile):
-    """A UTF-8 copy of a Windows-1252/Latin-1 delivery, sealed like its source, removed after.
+    """A UTF-8 copy of a Windows-1252 delivery (``decode_windows_1252``), sealed like its
+    source, removed after.
 
     DuckDB's own Latin-1 decoding is not used: reading through a Python file system (the
     sealed quarantine) it can splice bytes from elsewhere in the file into a line past the
-    first 32 MB (DuckDB 2.0; tests/test_sealed.py has the case). Latin-1 maps every byte, so the
-    copy has the same lines.
+    first 32 MB (DuckDB 2.0; tests/test_sealed.py has the case). Every byte is one character,
+    so the copy has the same lines.
     """
     target = source.path.with_name(source.path.name + ".utf8.tmp")
     try:
@@ -354,7 +373,7 @@ def _transcoded(source: DeliveryFile):
             SealedWriter(str(target), source.key) if source.key else target.open("wb") as dst,
         ):
             while chunk := src.read(SEGMENT):
-                dst.write(chunk.decode("latin-1").encode("utf-8"))
+                dst.write(decode_windows_1252(chunk).encode("utf-8"))
         yield DeliveryFile(target, source.key)
     finally:
         target.unlink(missing_ok=True)
@@ -396,7 +415,7 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
             # gets the error reported; the check reads the file, on this path only
             if _is_utf8(source):
                 raise _csv_error(exc, source, "utf-8", delimiter) from None
-            result.encoding = "latin-1"
+            result.encoding = "windows-1252"
             with _transcoded(source) as utf8:
                 try:
                     relation, result.columns, result.ignored_columns, _ = _csv_relation(
@@ -435,6 +454,9 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
     return result
 
 
+_GROUPED = re.compile(r"^-?\d{1,3}(\.\d{3})+$")
+
+
 def _cell_text(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -442,6 +464,11 @@ def _cell_text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):
+        text = repr(value)
+        # a number cell is never grouped in thousands: 8.125 as text would read as 8125 (the
+        # Dutch 1.234), so it gets a fourth decimal, which no grouping has
+        return text + "0" if _GROUPED.match(text) else text
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, date):

@@ -85,8 +85,10 @@ DISCIPLINE_ALIASES = {d: d for d in DISCIPLINES} | {
     "other": "overig",
 }  # fmt: skip
 GENDERS = {
-    "m": "m", "man": "m", "male": "m", "dhr": "m", "heer": "m",
-    "v": "v", "f": "v", "vrouw": "v", "female": "v", "mevr": "v",
+    "m": "m", "man": "m", "male": "m", "dhr": "m", "dhr.": "m", "heer": "m", "de heer": "m",
+    "meneer": "m",
+    "v": "v", "f": "v", "vrouw": "v", "female": "v", "mevr": "v", "mevr.": "v", "mevrouw": "v",
+    "mw": "v", "mw.": "v",
     "x": "x", "anders": "x", "other": "x", "non-binary": "x", "nonbinary": "x",
 }  # fmt: skip
 TRUE_VALUES = ("true", "1", "ja", "yes", "y", "j", "waar")

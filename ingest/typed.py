@@ -139,6 +139,12 @@ def _decimal(expr: str, native: bool = False) -> str:
     )
 
 
+def _whole(number: str) -> str:
+    """An integer where ``number`` (a decimal) is whole, else NULL: 1.200 (Dutch thousands) is
+    1200 seats, and 12.7 is no capacity (rejected as capacity_value), not 13."""
+    return f"(case when {number} = floor({number}) then cast({number} as integer) end)"
+
+
 def _col(columns: list[str], name: str) -> str:
     return f'"{name}"' if name in columns else "cast(null as varchar)"
 
@@ -162,7 +168,9 @@ def typed_tickets_sql(
     if "research_opt_out" in native:
         opt_out, opt_out_unknown = f"coalesce({opt}, false)", "false"
     else:
-        opt_out = f"coalesce(lower({opt}) in ({bool_true}), false)"
+        # a value that is neither yes nor no counts as an objection (counted as a soft problem):
+        # on the safe side, the row is not linked to a person
+        opt_out = f"coalesce(lower({opt}) not in ({bool_false}), false)"
         opt_out_unknown = f"{opt} is not null and lower({opt}) not in ({bool_true}, {bool_false})"
     birth = _timestamp(c["birth_date"], f.get("birth_date"), "birth_date" in native)
     return f"""
@@ -228,7 +236,7 @@ def typed_events_sql(
         left({c["venue"]}, {TEXT_LIMIT}) as venue,
         coalesce(length({c["event_name"]}) > {TEXT_LIMIT} or length({c["venue"]}) > {TEXT_LIMIT},
                  false) as text_truncated,
-        try_cast(try_cast({c["capacity"]} as double) as integer) as capacity,
+        {_whole(_decimal(c["capacity"], "capacity" in native))} as capacity,
         {c["capacity"]} is not null as capacity_given
     from {source}
     """

@@ -101,6 +101,26 @@ def test_same_file_twice_counts_once(home):
     assert statuses == ["accepted", "duplicate"]
 
 
+def test_the_same_bytes_from_two_members_are_two_deliveries(home):
+    write_minimal_sector(home)
+    content = tickets_csv(15)
+    deliver(home, "th_a", "tickets.csv", content)
+    deliver(home, "mu_b", "tickets.csv", content)
+    deliver(home, "mu_b", "tickets_copy.csv", content)  # the same member twice: a duplicate
+    outcomes = sorted((o.institution, o.file_name, o.status) for o in take_deliveries(home))
+    assert outcomes == [("mu_b", "tickets.csv", "validated"),
+                        ("mu_b", "tickets_copy.csv", "duplicate"),
+                        ("th_a", "tickets.csv", "validated")]  # fmt: skip
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        per_member = dict(conn.execute(
+            "select institution_code, count(*) from pseudo.tickets group by 1").fetchall())  # fmt: skip
+    finally:
+        conn.close()
+    assert per_member == {"th_a": 15, "mu_b": 15}
+
+
 def test_an_upload_sealed_by_a_run_that_died_before_deleting_it_counts_once(home):
     """A run seals an upload into quarantine and dies before deleting it from landing (its
     threads seal several uploads at once, so a kill can fall there). The next run finds the
@@ -200,6 +220,67 @@ def test_ragged_rows_are_named_by_row_number_without_their_values(home):
             outcome.report.replace(".report.json", ".report.md")).read_text()  # fmt: skip
         assert "@example.nl" not in report and "2025-04-01" not in report
     assert not any(home.quarantine.glob("*/*"))
+
+
+def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
+    """Windows-1252's own characters (the euro sign, S and Z with caron), the two-year lead
+    time to the day, capacities with Dutch thousands, and Dutch forms of address."""
+    write_minimal_sector(home)
+    utf8 = ("ticket_id,order_id,event_id,event_start,sold_at,price,last_name,birth_date,"
+            "postcode,gender\n"
+            "U1,O1,E1,2025-03-01 20:00,2025-02-01 10:00,12.50,\u0160imic-\u017du\u017eul,"
+            "1970-03-03,2511AB,mevrouw\n")  # fmt: skip
+    # an opt-out that is neither yes nor no: on the safe side, an objection
+    unclear = ("ticket_id,order_id,event_id,event_start,sold_at,price,email,research_opt_out\n"
+               "X1,O5,E1,2025-03-01 20:00,2025-02-01 10:00,5,unclear@example.nl,X\n"
+               "X2,O6,E1,2025-03-01 20:00,2025-02-01 10:00,5,clear@example.nl,nee\n")  # fmt: skip
+    deliver(home, "th_a", "unclear_opt_out.csv", unclear)
+    cp1252 = ("ticketnummer;bestelnummer;voorstelling;event_start;verkoopdatum;prijs;achternaam;"
+              "geboortedatum;postcode;geslacht\n"
+              "W1;O2;E1;01-03-2025 20:00;01-02-2025 10:00;\u20ac 1.234,50;"
+              "\u0160imic-\u017du\u017eul;03-03-1970;2511 AB;meneer\n")  # fmt: skip
+    deliver(home, "th_a", "utf8.csv", utf8)
+    deliver(home, "mu_b", "windows.csv", cp1252.encode("cp1252"))
+    lead = "ticket_id,order_id,event_id,event_start,sold_at,price\n"
+    deliver(home, "th_a", "two_years.csv", lead + "L1,O3,E1,2027-06-01,2025-06-01,10\n")
+    deliver(home, "th_a", "two_years_and_a_day.csv", lead + "L2,O4,E1,2027-06-01,2025-05-31,10\n")
+    events = "event_id;starts_at;discipline;capaciteit\n"
+    deliver(home, "th_a", "events_thousands.csv", events + "E1;01-03-2025 20:00;theater;1.200\n")
+    deliver(home, "th_a", "events_fraction.csv", events + "E2;01-03-2025 20:00;theater;12.7\n")
+    outcomes = {o.file_name: o for o in take_deliveries(home)}
+    status = {name: o.status for name, o in outcomes.items()}
+    assert outcomes["unclear_opt_out.csv"].soft.get("research_opt_out_unknown") == 1
+    del status["unclear_opt_out.csv"]
+    assert status == {"utf8.csv": "validated", "windows.csv": "validated",
+                      "two_years.csv": "validated", "two_years_and_a_day.csv": "rejected",
+                      "events_thousands.csv": "validated", "events_fraction.csv": "rejected"}  # fmt: skip
+    late = outcomes["two_years_and_a_day.csv"].problems[0]
+    assert (late["rule"], late["column"], late["rows"]) == ("lead_time", "sold_at", [1])
+    fraction = outcomes["events_fraction.csv"].problems[0]
+    assert (fraction["rule"], fraction["column"]) == ("capacity_value", "capacity")
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        rows = dict(conn.execute(
+            "select ticket_id, (price, gender, sector_pseudonym) from pseudo.tickets "
+            "where ticket_id in ('U1', 'W1', 'X1', 'X2')").fetchall())  # fmt: skip
+        capacity = conn.execute("select capacity from pseudo.events where event_id = 'E1'")
+        [(seats,)] = capacity.fetchall()
+    finally:
+        conn.close()
+    assert (float(rows["U1"][0]), rows["U1"][1]) == (12.5, "v")
+    assert (float(rows["W1"][0]), rows["W1"][1]) == (1234.5, "m")
+    # one person, whichever encoding the member's export used
+    assert rows["U1"][2] is not None and rows["U1"][2] == rows["W1"][2]
+    assert seats == 1200
+    assert rows["X1"][2] is None and rows["X2"][2] is not None
+
+
+def test_a_number_cell_is_never_read_as_thousands():
+    from ingest.read import _cell_text
+
+    assert [_cell_text(v) for v in (8.125, -1.5, 1234.5, 46539.84375, 12.0)] == [
+        "8.1250", "-1.5", "1234.5", "46539.84375", "12"]  # fmt: skip
 
 
 def test_dutch_excel_csv_is_read(home):

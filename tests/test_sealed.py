@@ -99,7 +99,7 @@ def test_large_windows_1252_delivery_reads_whole_through_the_sealed_file(tmp_pat
         conn.execute(f"set threads = {threads}")
         conn.register_filesystem(SealedFileSystem(KEY))
         result = read_delivery(conn, DeliveryFile(tmp_path / "sealed", KEY))
-        assert (result.rows, result.encoding) == (n, "latin-1")
+        assert (result.rows, result.encoding) == (n, "windows-1252")
         assert result.columns == ["ticket_id", "last_name", "city"]
         assert conn.execute(
             "select count(*), count(distinct last_name), min(last_name), max(rowid + 1), "
