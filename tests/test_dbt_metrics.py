@@ -487,10 +487,11 @@ def test_market_area(warehouse):
 def test_market_catchment(warehouse):
     # 2024, 16 persons: 11 within 10 km (1011 at 0, 1012 at ~1.1 km), 4 at ~34 km (3511), 1 at
     # ~144 km (9711). Bands 11 / 0 / 4 / 1: 4 and 1 withheld (5 persons together). Within 10 and
-    # 25 km: 11 of 16 (the rest, 5, passes k) would pass the band rules, but market_area withholds
-    # PC4 areas on both sides of 10 and 25 km (1011 and 1012 inside, 3511 and 9711 beyond): the
-    # share would give Amsterdam's 11 and so Utrecht + Groningen = 5 (each pinned to [1, 4]):
-    # NULL. Within 50 km: 15 of 16 would split the withheld bands (and leave 1 beyond): NULL.
+    # 25 km: 11 of 16 (the rest, 5, passes k) would pass the band rules, but every municipality is
+    # withheld, so all four PC4 areas form one block, and 10 and 25 km cut it: 1011 and 1012
+    # inside (6 + 5, 9 beyond one each), 3511 and 9711 beyond (4 + 1, only 3 beyond one each).
+    # The share would give Utrecht + Groningen = 5, each pinned to [1, 4]: NULL. Within 50 km:
+    # 15 of 16 would split the withheld bands (and leave 1 beyond): NULL.
     # Radii: 60% is reached at the 10th person (1012),
     # 80% and 90% at the 15th (3511), rounded up to whole km.
     check(only(focus(warehouse, "market_catchment", 2024)), {

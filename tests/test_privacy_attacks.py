@@ -448,6 +448,24 @@ def test_withheld_cells_cannot_be_narrowed_by_linear_programming(releases):
                 assert high - low >= K - 1e-6, (inst, year, node, low, high)
                 checked += 1
     assert checked >= 30  # the sector withholds plenty
+    # the attack meets catchment shares published beside withheld PC4 areas on both sides of
+    # their radius (market_catchment's blocks and parts), not only shares that add nothing
+    assert shares_beside_withheld_areas_on_both_sides(r1, 2025) >= 3
+
+
+def shares_beside_withheld_areas_on_both_sides(release: dict[str, list[dict]], year: int) -> int:
+    inside = {10: ("0-10",), 25: ("0-10", "10-25"), 50: ("0-10", "10-25", "25-50")}
+    found = 0
+    for c in release["market_catchment"]:
+        if c["year"] != year:
+            continue
+        withheld = [a["distance_band"] for a in release["market_area"] if a["suppressed"]
+                    and a["area_level"] == "pc4" and a["institution_code"] == c["institution_code"]
+                    and a["year"] == year]  # fmt: skip
+        for radius, bands in inside.items():
+            sides = {band in bands for band in withheld}
+            found += c[f"share_within_{radius}km"] is not None and sides == {True, False}
+    return found
 
 
 # ---------------------------------------------------------------------------------------------

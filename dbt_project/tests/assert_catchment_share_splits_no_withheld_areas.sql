@@ -1,37 +1,62 @@
 {{ config(meta={'dagster': {'ref': {'name': 'market_catchment'}}}) }}
 -- A published cumulative catchment share (persons within 10, 25, 50 km) is the total of the PC4
--- areas within its radius. When market_area withholds PC4 areas of the institution-year on both
--- sides of the radius, that total narrows them beside the municipalities (the linear
--- programming attack of tests/test_privacy_attacks.py): such a share must be withheld.
-with areas as (
-    select * from {{ ref('market_area') }}
-    where area_level = 'pc4'
-),
-
-catchment as (
+-- areas within its radius. The withheld PC4 areas market_area withholds fall into blocks whose
+-- withheld total is known beside it: those of one published municipality, and those of all the
+-- withheld municipalities together. The published radii cut a block into parts (the areas
+-- between two published radii); each cut part becomes a set with a known total. A part must
+-- then hold at least two withheld areas with k persons beyond one each, else the linear
+-- programming attack of tests/test_privacy_attacks.py narrows an area below k.
+-- Fails with the institution-year and the block of every share set that breaks this.
+with catchment as (
     select * from {{ ref('market_catchment') }}
 ),
 
-sides as (
+areas as (
+    select * from {{ ref('int_market_area_disclosed') }}
+),
+
+withheld as (
     select
-        institution_code,
-        year
-        {%- for radius, inside in [(10, "'0-10'"), (25, "'0-10', '10-25'"),
-                                   (50, "'0-10', '10-25', '25-50'")] %},
-        sum(case when suppressed and distance_band in ({{ inside }}) then 1 else 0 end)
-            as within_{{ radius }},
-        sum(case when suppressed and (distance_band is null or distance_band not in ({{ inside }}))
-            then 1 else 0 end) as beyond_{{ radius }}
-        {%- endfor %}
-    from areas
-    group by institution_code, year
+        pc4.institution_code,
+        pc4.year,
+        case when municipality.is_withheld then 'withheld municipalities'
+             else pc4.gemeente_code end as block,
+        case pc4.distance_band
+            when '0-10' then 10 when '10-25' then 25 when '25-50' then 50
+        end as within_km,
+        pc4.n_persons
+    from areas as pc4
+    inner join areas as municipality
+        on pc4.institution_code = municipality.institution_code
+        and pc4.year = municipality.year
+        and pc4.gemeente_code = municipality.area_code
+        and municipality.area_level = 'gemeente'
+    where pc4.area_level = 'pc4' and pc4.is_withheld
+),
+
+-- the part of an area: how many published radii it lies beyond (no distance: beyond all)
+parts as (
+    select
+        withheld.institution_code,
+        withheld.year,
+        withheld.block,
+        (case when catchment.share_within_10km is not null
+                   and coalesce(withheld.within_km, 1000) > 10 then 1 else 0 end)
+        + (case when catchment.share_within_25km is not null
+                     and coalesce(withheld.within_km, 1000) > 25 then 1 else 0 end)
+        + (case when catchment.share_within_50km is not null
+                     and coalesce(withheld.within_km, 1000) > 50 then 1 else 0 end) as part,
+        count(*) as n_areas,
+        sum(withheld.n_persons) as n_persons
+    from withheld
+    inner join catchment
+        on withheld.institution_code = catchment.institution_code
+        and withheld.year = catchment.year
+    group by all
 )
 
-select catchment.institution_code, catchment.year
-from catchment
-inner join sides
-    on catchment.institution_code = sides.institution_code
-    and catchment.year = sides.year
-where (catchment.share_within_10km is not null and sides.within_10 > 0 and sides.beyond_10 > 0)
-   or (catchment.share_within_25km is not null and sides.within_25 > 0 and sides.beyond_25 > 0)
-   or (catchment.share_within_50km is not null and sides.within_50 > 0 and sides.beyond_50 > 0)
+select institution_code, year, block
+from parts
+group by institution_code, year, block
+having count(*) > 1
+   and min(case when n_areas >= 2 and n_persons - n_areas >= {{ k_min() }} then 1 else 0 end) = 0

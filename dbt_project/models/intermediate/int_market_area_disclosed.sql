@@ -20,8 +20,7 @@
 -- with every non-zero municipality withheld and fewer than k beyond one each,
 -- market_catchment withholds its n_persons (the total of the municipalities).
 -- Distance bands are no set of their own: market_catchment publishes a cumulative share only
--- when the withheld PC4 areas lie on one side of its radius, where the share adds nothing to
--- what the published areas and n_persons already give.
+-- when the withheld PC4 areas it cuts keep a range of k (its blocks and parts).
 {%- set cell_columns = ['institution_code', 'year', 'area_level', 'area_code', 'area_name',
     'gemeente_code', 'population', 'distance_km', 'distance_band', 'n_persons', 'n_persons_p',
     'peer_level', 'peer_n_institutions', 'peer_persons', 'peer_persons_p', 'peer_top2_persons'] %}

@@ -3,8 +3,9 @@
 -- The distance bands 0-10, 10-25, 25-50, 50+ add up to n_persons: they are suppressed as a set,
 -- and a cumulative share is published only when it does not split the withheld bands (else the
 -- difference of two shares would give a withheld band away), both it and its rest hold k, and
--- the PC4 areas market_area withholds for the institution-year do not lie on both sides of its
--- radius. n_persons is the total of market_area's municipalities: it is withheld (with the shares)
+-- it does not narrow a PC4 area market_area withholds (withheld_cells below: the shares are
+-- published for the largest set of radii that keeps every withheld area's range k wide).
+-- n_persons is the total of market_area's municipalities: it is withheld (with the shares)
 -- when every non-zero municipality is withheld and their withheld PC4 areas hold fewer than k
 -- persons beyond one each (else it would pin them; int_market_area_disclosed).
 {%- set bands = [('0-10', 'n_0_10', 10), ('10-25', 'n_10_25', 25), ('25-50', 'n_25_50', 50),
@@ -14,26 +15,72 @@ with catchment as (
     select * from {{ ref('int_market_catchment') }}
 ),
 
--- PC4 areas market_area withholds, inside and beyond each radius. A cumulative share is the
--- total of the PC4 areas within its radius: beside the municipalities (totals of other PC4
--- areas) it would narrow a withheld area when withheld areas lie on both sides (the linear
--- programming attack, tests/test_privacy_attacks.py). With all withheld areas on one side it
--- adds nothing: the total on the side without one is a sum of published areas, the other side
--- is n_persons minus it. An area without a distance counts as beyond (on the safe side).
-withheld_areas as (
+-- The PC4 areas market_area withholds, in blocks whose withheld total is already known: the
+-- withheld areas of one published municipality (its cell minus its published areas), and the
+-- withheld areas of all withheld municipalities together (n_persons minus the published
+-- municipalities). A published cumulative share adds one more total: the persons within its
+-- radius. Blocks whose withheld areas lie on one side of every published radius gain nothing
+-- from it (their side's total was known). A block with withheld areas on both sides is split:
+-- each part (the areas between two published radii) becomes a set with a known total. Such a
+-- part must hold at least two areas with k persons beyond one each: then every area in it keeps
+-- a range of k even when all other totals are known (one area alone would be pinned). An area
+-- without a distance counts as beyond every radius.
+withheld_cells as (
     select
-        institution_code,
-        year
-        {%- for radius, inside in [(10, "'0-10'"), (25, "'0-10', '10-25'"),
-                                   (50, "'0-10', '10-25', '25-50'")] %},
-        sum(case when is_withheld and distance_band in ({{ inside }}) then 1 else 0 end)
-            as n_withheld_areas_within_{{ radius }},
-        sum(case when is_withheld and (distance_band is null or distance_band not in ({{ inside }}))
-            then 1 else 0 end) as n_withheld_areas_beyond_{{ radius }}
-        {%- endfor %}
-    from {{ ref('int_market_area_disclosed') }}
-    where area_level = 'pc4'
-    group by institution_code, year
+        pc4.institution_code,
+        pc4.year,
+        case when municipality.is_withheld then '' else pc4.gemeente_code end as block,
+        case pc4.distance_band
+            when '0-10' then 1 when '10-25' then 2 when '25-50' then 3 else 4
+        end as band,
+        pc4.n_persons
+    from {{ ref('int_market_area_disclosed') }} as pc4
+    inner join {{ ref('int_market_area_disclosed') }} as municipality
+        on pc4.institution_code = municipality.institution_code
+        and pc4.year = municipality.year
+        and pc4.gemeente_code = municipality.area_code
+        and municipality.area_level = 'gemeente'
+    where pc4.area_level = 'pc4' and pc4.is_withheld
+),
+
+-- the sets of radii whose shares may be published together, most first (then the wider radii:
+-- their shares hold more persons)
+radius_sets as (
+    select * from (values
+        (1, true, true, true),
+        (2, false, true, true),
+        (3, true, false, true),
+        (4, true, true, false),
+        (5, false, false, true),
+        (6, false, true, false),
+        (7, true, false, false),
+        (8, false, false, false)
+    ) as sets (rank, has_10, has_25, has_50)
+),
+
+-- per set of radii, block and part: the withheld areas and their persons beyond one each
+block_parts as (
+    select
+        cells.institution_code,
+        cells.year,
+        radius_sets.rank,
+        cells.block,
+        (case when radius_sets.has_10 and cells.band > 1 then 1 else 0 end)
+            + (case when radius_sets.has_25 and cells.band > 2 then 1 else 0 end)
+            + (case when radius_sets.has_50 and cells.band > 3 then 1 else 0 end) as part,
+        count(*) as n_areas,
+        sum(cells.n_persons) - count(*) as slack
+    from withheld_cells as cells
+    cross join radius_sets
+    group by all
+),
+
+-- sets of radii that would narrow a withheld area below k
+unsafe_radius_sets as (
+    select institution_code, year, rank
+    from block_parts
+    group by institution_code, year, rank, block
+    having count(*) > 1 and min(case when n_areas >= 2 and slack >= {{ k_min() }} then 1 else 0 end) = 0
 ),
 
 -- the withheld municipalities' withheld PC4 areas: persons beyond one each, and whether a
@@ -106,12 +153,6 @@ cumulative as (
         withheld_bands.n_withheld_beyond_25,
         withheld_bands.n_withheld_within_50,
         withheld_bands.n_withheld_beyond_50,
-        {%- for radius in [10, 25, 50] %}
-        coalesce(withheld_areas.n_withheld_areas_within_{{ radius }}, 0)
-            as n_withheld_areas_within_{{ radius }},
-        coalesce(withheld_areas.n_withheld_areas_beyond_{{ radius }}, 0)
-            as n_withheld_areas_beyond_{{ radius }}{{ ',' if not loop.last }}
-        {%- endfor %},
         coalesce(
             catchment.n_persons > 0
             and municipality_slack.has_published_municipality = 0
@@ -122,9 +163,6 @@ cumulative as (
     inner join withheld_bands
         on catchment.institution_code = withheld_bands.institution_code
         and catchment.year = withheld_bands.year
-    left join withheld_areas
-        on catchment.institution_code = withheld_areas.institution_code
-        and catchment.year = withheld_areas.year
     left join municipality_slack
         on catchment.institution_code = municipality_slack.institution_code
         and catchment.year = municipality_slack.year
@@ -139,7 +177,8 @@ perturbed as (
     ]) }}
 ),
 
-published as (
+-- each share as the distance bands and its two-way split allow it, before the withheld areas
+candidate as (
     select
         institution_code,
         year,
@@ -149,8 +188,6 @@ published as (
         case
             when not is_total_withheld
                 and not (n_withheld_within_{{ radius }} > 0 and n_withheld_beyond_{{ radius }} > 0)
-                and not (n_withheld_areas_within_{{ radius }} > 0
-                         and n_withheld_areas_beyond_{{ radius }} > 0)
                 then {{ k_share_split('n_within_' ~ radius, 'n_persons',
                                       'n_within_' ~ radius ~ '_p', 'n_persons_p') }}
         end as share_within_{{ radius }}km
@@ -161,6 +198,49 @@ published as (
         {%- endfor %},
         n_persons as n_persons_raw
     from perturbed
+),
+
+-- the first set of radii (radius_sets' order) whose shares all pass above and that narrows no
+-- withheld area; the empty set (rank 8) always qualifies
+chosen as (
+    select
+        candidate.institution_code,
+        candidate.year,
+        radius_sets.has_10,
+        radius_sets.has_25,
+        radius_sets.has_50
+    from candidate
+    cross join radius_sets
+    left join unsafe_radius_sets as unsafe
+        on candidate.institution_code = unsafe.institution_code
+        and candidate.year = unsafe.year
+        and radius_sets.rank = unsafe.rank
+    where unsafe.rank is null
+        {%- for radius in [10, 25, 50] %}
+        and (not radius_sets.has_{{ radius }} or candidate.share_within_{{ radius }}km is not null)
+        {%- endfor %}
+    qualify row_number() over (
+        partition by candidate.institution_code, candidate.year order by radius_sets.rank
+    ) = 1
+),
+
+published as (
+    select
+        candidate.institution_code,
+        candidate.year,
+        candidate.n_persons
+        {%- for radius in [10, 25, 50] %},
+        case when chosen.has_{{ radius }} then candidate.share_within_{{ radius }}km end
+            as share_within_{{ radius }}km
+        {%- endfor %}
+        {%- for pct in [60, 80, 90] %},
+        candidate.radius_{{ pct }}_km
+        {%- endfor %},
+        candidate.n_persons_raw
+    from candidate
+    inner join chosen
+        on candidate.institution_code = chosen.institution_code
+        and candidate.year = chosen.year
 ),
 
 final as (
