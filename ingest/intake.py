@@ -24,10 +24,11 @@ import hashlib
 import itertools
 import logging
 import os
+import queue
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,7 +44,14 @@ from ingest.reports import write_report
 from ingest.sealed import seal_file, sealed_url
 from ingest.standard import CANONICAL_COLUMNS, EVENT_COLUMNS, TICKET_COLUMNS, detect_kind
 from ingest.typed import date_formats_of, typed_events_sql, typed_tickets_sql
-from ingest.validate import FIXES, Problem, Validation, check_whole_file, run_expectations
+from ingest.validate import (
+    FIXES,
+    Problem,
+    Validation,
+    check_whole_file,
+    run_expectations,
+    warm_up,
+)
 from privacy.keyring import open_keyring
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, intake_workers
@@ -74,6 +82,12 @@ class SinglePassLoader(Protocol):
     """Takes the deliveries of one read (privacy/step.py: ``SinglePass``), in any order, and
     pseudonymises them in the order of the read."""
 
+    def expect(self, order: int) -> None:
+        """The delivery ``order`` is part of the read (handed to the workers in this order)."""
+
+    def expect_no_more(self) -> None:
+        """Every delivery of the read has been handed to the workers."""
+
     def settle(self, order: int, validated: Validated | None = None) -> None:
         """The delivery ``order`` is decided: validated (handed over) or not (None)."""
 
@@ -81,8 +95,8 @@ class SinglePassLoader(Protocol):
         """Every delivery is decided: pseudonymise the rest."""
 
 
-# (work connection, the orders of the deliveries to read) -> the loader of that read
-SinglePassFactory = Callable[[duckdb.DuckDBPyConnection, list[int]], SinglePassLoader]
+# work connection -> the loader of one read (told each delivery's order as it is handed out)
+SinglePassFactory = Callable[[duckdb.DuckDBPyConnection], SinglePassLoader]
 
 
 @dataclass
@@ -437,10 +451,11 @@ def take_deliveries(
     ``only`` limits the landing files to these paths relative to ``landing/``
     (``<code>/<file>``), as the landing sensor requests one run per delivery.
 
-    Files are sealed into quarantine first (by several threads, but taken in name order, so
-    which of two equal files is the duplicate does not depend on timing); then
-    PUBLIEKSDATA_INTAKE_WORKERS workers read, type and validate them at the same time, each
-    with its own connection to the work database. A second copy of bytes already in this run
+    Files are sealed into quarantine (by several threads, but taken in name order, so which
+    of two equal files is the duplicate does not depend on timing), and each is handed to
+    PUBLIEKSDATA_INTAKE_WORKERS workers as soon as it and the files before it are sealed: the
+    workers read, type and validate them while the rest are still being sealed, each with its
+    own connection to the work database. Great Expectations is imported beside the sealing. A second copy of bytes already in this run
     waits until the first is decided: a duplicate if the first was validated, else read in
     its own right.
 
@@ -452,38 +467,71 @@ def take_deliveries(
     members = load_registry(home)
     file_key = open_keyring(home).derive("file")
     outcomes: list[tuple[int, DeliveryOutcome]] = []
-    with work_connection(home, file_key, memory_limit) as conn:
+    # Great Expectations imported beside the sealing, not in a worker's first validation
+    warming = warm_up(today or date.today()) if _files_waiting(home) else None
+    try:
+        with work_connection(home, file_key, memory_limit) as conn:
+            _take(conn, home, members, file_key, today, only, single_pass, outcomes)
+    finally:
+        if warming is not None:
+            warming.join()
+    return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
 
-        def duplicate(item: _Item) -> bool:
-            earlier = ledger.find_by_sha(conn, item.sha, item.institution)
-            if earlier is not None:
-                base = _base(item.institution, item.file_name, item.sha, item.delivery_id)
-                outcomes.append((item.order, _record_duplicate(conn, item.path, base, earlier[0])))
-            return earlier is not None
 
-        first: dict[tuple[str, str], _Item] = {}
-        later: list[_Item] = []
+def _files_waiting(home: DataHome) -> bool:
+    """Whether landing/ or quarantine/ holds a file in a member's folder."""
+    return any(
+        path.is_file()
+        for folder in (home.landing, home.quarantine)
+        if folder.exists()
+        for path in folder.glob("*/*")
+    )
+
+
+def _take(conn, home: DataHome, members: dict, file_key: bytes, today: date | None,
+          only: list[str] | None, single_pass: SinglePassFactory | None,
+          outcomes: list[tuple[int, DeliveryOutcome]]) -> None:  # fmt: skip
+    """take_deliveries on its work connection: seal, then read in parallel."""
+
+    def duplicate(item: _Item) -> bool:
+        earlier = ledger.find_by_sha(conn, item.sha, item.institution)
+        if earlier is not None:
+            base = _base(item.institution, item.file_name, item.sha, item.delivery_id)
+            outcomes.append((item.order, _record_duplicate(conn, item.path, base, earlier[0])))
+        return earlier is not None
+
+    first: set[tuple[str, str]] = set()
+    later: list[_Item] = []
+
+    def first_copies() -> Iterator[_Item]:
+        """The sealed files as they come (in name order), each handed to the readers as soon
+        as it is sealed; duplicates of earlier deliveries are recorded here, and a second
+        copy of bytes in this run waits for the first to be decided."""
         for item in _sealed_items(conn, home, file_key, only):
             if duplicate(item):
                 continue
             if (item.institution, item.sha) in first:
                 later.append(item)
             else:
-                first[(item.institution, item.sha)] = item
-        outcomes += _read_in_parallel(
-            conn, home, list(first.values()), members, file_key, today, single_pass
-        )
-        for item in later:  # a copy of bytes read in this run: the first copy is decided now
-            if not duplicate(item):
-                outcomes += _read_in_parallel(
-                    conn, home, [item], members, file_key, today, single_pass
-                )
-    return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
+                first.add((item.institution, item.sha))
+                yield item
+
+    outcomes.extend(
+        _read_in_parallel(conn, home, first_copies(), members, file_key, today, single_pass)
+    )
+    for item in later:  # a copy of bytes read in this run: the first copy is decided now
+        if not duplicate(item):
+            outcomes.extend(
+                _read_in_parallel(conn, home, [item], members, file_key, today, single_pass)
+            )
 
 
-def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None) -> list[_Item]:
+def _sealed_items(conn, home: DataHome, file_key: bytes,
+                  only: list[str] | None) -> Iterator[_Item]:  # fmt: skip
     """The files to read: originals left in quarantine by an interrupted run, then the new
-    uploads, each sealed into quarantine first."""
+    uploads, each sealed into quarantine first. Yielded one by one in that order, an upload
+    as soon as it and every upload before it are sealed: the readers start on the first
+    while the threads seal the rest."""
     items: list[_Item] = []
     # 1. originals left in quarantine by an interrupted run
     for folder in sorted(
@@ -508,6 +556,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
                 continue
             # (equal bytes of another delivery: recorded below as its duplicate)
             items.append(_Item(len(items), folder.name, path, name, sha, delivery_id))
+            yield items[-1]
     left = {(item.institution, item.file_name, item.sha) for item in items}
     # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
     # release the GIL) but taken in name order, so which of two equal files is the duplicate
@@ -556,35 +605,39 @@ def _sealed_items(conn, home: DataHome, file_key: bytes, only: list[str] | None)
             fault_point("intake.after_quarantine")
             delivery_id, _ = _original_name(quarantined)
             items.append(_Item(len(items), institution, quarantined, name, sha, delivery_id))
-    return items
+            yield items[-1]
 
 
-def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, file_key: bytes,
-                      today: date | None, single_pass: SinglePassFactory | None = None
+def _read_in_parallel(conn, home: DataHome, items: Iterable[_Item], members: dict,
+                      file_key: bytes, today: date | None,
+                      single_pass: SinglePassFactory | None = None
                       ) -> list[tuple[int, DeliveryOutcome]]:  # fmt: skip
-    """Read, type and validate ``items`` with up to PUBLIEKSDATA_INTAKE_WORKERS workers.
+    """Read, type and validate ``items`` with PUBLIEKSDATA_INTAKE_WORKERS workers.
 
-    Each worker takes the next file from a shared queue, on a connection of its own, and
-    validates its own groups. With ``single_pass``, the worker that completes a group of
-    validated deliveries (in the order of ``items``) pseudonymises it while the others read
-    on. The first failure of a worker stops the others after their current file and is
-    raised; nothing it had not committed is lost (the originals stay in quarantine).
+    ``items`` may still be coming (uploads being sealed): each goes into a queue the moment
+    it is there, in its order, and each worker takes the next file from that queue, on a
+    connection of its own, and validates its own groups. With ``single_pass``, the worker that
+    completes a group of validated deliveries (in the order of ``items``) pseudonymises it
+    while the others read on. The first failure of a worker stops the others after their
+    current file and is raised; nothing it had not committed is lost (the originals stay in
+    quarantine).
     """
-    if not items:
+    items = iter(items)
+    head = next(items, None)
+    if head is None:
         return []
-    queue = iter(items)
-    taking = threading.Lock()
+    waiting: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
     failed = threading.Event()
-    loader = single_pass(conn, [item.order for item in items]) if single_pass else None
+    loader = single_pass(conn) if single_pass else None
 
     def work() -> list[tuple[int, DeliveryOutcome]]:
         with conn.cursor() as cursor:
             batches = _Batches(cursor, home, today, loader)
             try:
                 while not failed.is_set():
-                    with taking:
-                        item = next(queue, None)
-                    if item is None:
+                    item = waiting.get()
+                    if item is None:  # the end: passed on to the next worker
+                        waiting.put(None)
                         break
                     batches.add(_prepare(cursor, home, item, members, file_key=file_key,
                                          table=batches.next_table()), item.order)  # fmt: skip
@@ -594,15 +647,25 @@ def _read_in_parallel(conn, home: DataHome, items: list[_Item], members: dict, f
                 raise
         return batches.outcomes
 
-    workers = min(intake_workers(), len(items))
-    if workers <= 1:
-        results = work()
-    else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="intake") as pool:  # waits for all
-            futures = [pool.submit(work) for _ in range(workers)]
-        results = []
-        for future in futures:
-            results += future.result()  # the first failure is raised here
+    with ThreadPoolExecutor(max(1, intake_workers()), thread_name_prefix="intake") as pool:
+        futures = [pool.submit(work) for _ in range(max(1, intake_workers()))]
+        try:
+            for item in itertools.chain([head], items):
+                if failed.is_set():
+                    break
+                if loader is not None:
+                    loader.expect(item.order)
+                waiting.put(item)
+        except BaseException:
+            failed.set()  # the workers stop after their current file
+            raise
+        finally:
+            if loader is not None:
+                loader.expect_no_more()
+            waiting.put(None)
+    results = []
+    for future in futures:
+        results += future.result()  # the first failure is raised here
     if loader is not None:
         loader.close()
     return results

@@ -29,6 +29,8 @@ ROW_CAP = 20  # row numbers named per problem
 # days_past_two_years is how far sold_at lies more than two years before event_start
 REPORTED_COLUMN = {"days_past_two_years": "sold_at"}
 
+log = logging.getLogger(__name__)
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # GE's INFO lines (a temporary docs folder per context, functions it skips while importing) are
@@ -152,6 +154,28 @@ def _ge_frame_sql(kind: str, table: str) -> str:
 
 
 _ROW_BASE = 10**12  # GE's index: file number * _ROW_BASE + row number
+
+
+def warm_up(today: date) -> threading.Thread:
+    """Import Great Expectations and build both suites on a thread of their own, now.
+
+    The import takes ~2.6 s of one core (scipy.stats, altair, sqlalchemy: GE's own imports).
+    Paid at a worker's first validation, it stalled that worker while the other had little to
+    do; started before the uploads are sealed (which use about one core), it runs beside them
+    (docs/performance.md, twenty-second round). A failure here is left for the first
+    validation to raise, where it names the delivery being validated."""
+
+    def build() -> None:
+        try:
+            with GE_LOCK:
+                for kind in ("tickets", "events"):
+                    _ge_batch_definition_and_suite(kind, today)
+        except Exception:  # noqa: BLE001 - raised again, in context, by run_expectations
+            log.debug("warming up Great Expectations failed; the first validation retries")
+
+    thread = threading.Thread(target=build, name="ge_warm_up", daemon=True)
+    thread.start()
+    return thread
 
 
 # Great Expectations is not known to be thread-safe (its contexts and metric caches are shared

@@ -573,11 +573,15 @@ class SinglePass:
     commit instead of writing the ledger beside an open transaction.
     """
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, keyring: Keyring, orders: list[int]):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, keyring: Keyring,
+                 orders: list[int] | None = None):  # fmt: skip
         self.conn = conn.cursor()
         self.keyring = keyring
         check_keyring(self.conn, keyring.key_id, keyring.fingerprint)
-        self.orders = orders  # the read's deliveries, in its order
+        # the read's deliveries, in its order: given whole, or one by one as intake hands
+        # them to its workers (``expect``), until ``expect_no_more``
+        self.orders = list(orders or [])
+        self.complete = orders is not None
         self.next = 0  # orders[:next] are loaded (or were not validated)
         self.settled: dict[int, Validated | None] = {}  # decided; None: nothing (more) to load
         self.outcomes: list[PrivacyOutcome] = []
@@ -585,6 +589,14 @@ class SinglePass:
         self.broken = False  # a load failed (its error is raised by the worker that tried it)
         self._state = threading.Lock()
         self._loading = threading.Lock()
+
+    def expect(self, order: int) -> None:
+        with self._state:
+            self.orders.append(order)
+
+    def expect_no_more(self) -> None:
+        with self._state:
+            self.complete = True
 
     def settle(self, order: int, validated: Validated | None = None) -> None:
         with self._state:
@@ -652,6 +664,8 @@ class SinglePass:
                     return group
                 group.append(item)
                 rows += item.rows
+            if not self.complete:  # more deliveries may follow: the group may still grow
+                return group if group and final else None
             return group or None  # the read's last deliveries
 
     def _load(self, group: list[Validated]) -> None:
@@ -706,8 +720,8 @@ def take_and_pseudonymise(
     privacy = (pseudonymise_pending(home)
                if any(home.quarantine.glob("*/*.canonical.parquet")) else [])  # fmt: skip
 
-    def single_pass(conn, orders: list[int]) -> SinglePass:
-        loaders.append(SinglePass(conn, keyring, orders))
+    def single_pass(conn) -> SinglePass:
+        loaders.append(SinglePass(conn, keyring))
         return loaders[-1]
 
     outcomes = take_deliveries(home, today, only, single_pass=single_pass,

@@ -183,10 +183,58 @@ def test_uploads_sealed_at_once_keep_their_landing_order_in_quarantine(home, mon
     deliver(home, "th_a", "a1.csv", tickets_csv(10))
     file_key = open_keyring(home).derive("file")
     with work_connection(home, file_key) as conn:
-        items = ingest.intake._sealed_items(conn, home, file_key, None)
+        items = list(ingest.intake._sealed_items(conn, home, file_key, None))
     assert [i.file_name for i in items] == ["a0.csv", "a1.csv"]
     names = sorted(p.name for p in (home.quarantine / "th_a").iterdir())
     assert [n.split("__", 1)[1] for n in names] == ["a0.csv", "a1.csv"]
+
+
+def test_reading_starts_while_later_uploads_are_still_being_sealed(home, monkeypatch):
+    """The workers take an upload as soon as it (and every upload before it) is sealed, so
+    reading the first deliveries overlaps sealing the rest (docs/performance.md, twenty-second
+    round). The last upload's sealing waits until the first delivery is being read: with
+    sealing done before reading, it would wait in vain. Great Expectations is warmed up on a
+    thread of its own meanwhile, and every delivery still ends as it would."""
+    import threading
+
+    from conftest import write_minimal_sector
+
+    import ingest.validate
+
+    monkeypatch.setenv("PUBLIEKSDATA_INTAKE_WORKERS", "2")
+    first_read = threading.Event()
+    waited: list[bool] = []
+    seal, prepare = ingest.intake.seal_file, ingest.intake._prepare
+
+    def seal_last_after_first_read(upload, target, key):
+        if upload.name == "a2.csv":
+            waited.append(first_read.wait(timeout=20))
+        return seal(upload, target, key)
+
+    def prepare_noting(conn, home_, item, *args, **kwargs):
+        first_read.set()
+        return prepare(conn, home_, item, *args, **kwargs)
+
+    suites = ingest.validate._ge_batch_definition_and_suite
+    built_on: list[str] = []
+
+    def suite_noting(kind, today):
+        built_on.append(threading.current_thread().name)
+        return suites(kind, today)
+
+    monkeypatch.setattr(ingest.intake, "seal_file", seal_last_after_first_read)
+    monkeypatch.setattr(ingest.intake, "_prepare", prepare_noting)
+    monkeypatch.setattr(ingest.validate, "_ge_batch_definition_and_suite", suite_noting)
+    write_minimal_sector(home)
+    for n in range(3):
+        deliver(home, "th_a", f"a{n}.csv", tickets_csv(10).replace("T", f"T{n}_"))
+    outcomes, loaded = take_and_pseudonymise(home)
+    assert waited == [True]
+    assert [(o.file_name, o.status) for o in outcomes] == [
+        ("a0.csv", "validated"), ("a1.csv", "validated"), ("a2.csv", "validated")]  # fmt: skip
+    assert len(loaded) == 3 and len(tickets(home)) == 30
+    assert built_on[:2] == ["ge_warm_up", "ge_warm_up"]  # both suites, before any worker's
+    assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
 
 
 def test_deliveries_an_older_version_left_validated_are_loaded_first(home, monkeypatch):
