@@ -35,7 +35,7 @@ withheld as (
 ),
 
 -- the part of an area: how many published radii it lies beyond (no distance: beyond all)
-parts as (
+area_parts as (
     select
         withheld.institution_code,
         withheld.year,
@@ -46,13 +46,17 @@ parts as (
                      and coalesce(withheld.within_km, 1000) > 25 then 1 else 0 end)
         + (case when catchment.share_within_50km is not null
                      and coalesce(withheld.within_km, 1000) > 50 then 1 else 0 end) as part,
-        count(*) as n_areas,
-        sum(withheld.n_persons) as n_persons
+        withheld.n_persons
     from withheld
     inner join catchment
         on withheld.institution_code = catchment.institution_code
         and withheld.year = catchment.year
-    group by all
+),
+
+parts as (
+    select institution_code, year, block, part, count(*) as n_areas, sum(n_persons) as n_persons
+    from area_parts
+    group by institution_code, year, block, part
 )
 
 select institution_code, year, block

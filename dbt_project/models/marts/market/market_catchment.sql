@@ -58,8 +58,9 @@ radius_sets as (
     ) as sets (rank, has_10, has_25, has_50)
 ),
 
--- per set of radii, block and part: the withheld areas and their persons beyond one each
-block_parts as (
+-- per set of radii, each withheld area's part of its block: how many radii of the set it lies
+-- beyond
+cell_parts as (
     select
         cells.institution_code,
         cells.year,
@@ -68,11 +69,23 @@ block_parts as (
         (case when radius_sets.has_10 and cells.band > 1 then 1 else 0 end)
             + (case when radius_sets.has_25 and cells.band > 2 then 1 else 0 end)
             + (case when radius_sets.has_50 and cells.band > 3 then 1 else 0 end) as part,
-        count(*) as n_areas,
-        sum(cells.n_persons) - count(*) as slack
+        cells.n_persons
     from withheld_cells as cells
     cross join radius_sets
-    group by all
+),
+
+-- per set of radii, block and part: the withheld areas and their persons beyond one each
+block_parts as (
+    select
+        institution_code,
+        year,
+        rank,
+        block,
+        part,
+        count(*) as n_areas,
+        sum(n_persons) - count(*) as slack
+    from cell_parts
+    group by institution_code, year, rank, block, part
 ),
 
 -- sets of radii that would narrow a withheld area below k
@@ -202,13 +215,17 @@ candidate as (
 
 -- the first set of radii (radius_sets' order) whose shares all pass above and that narrows no
 -- withheld area; the empty set (rank 8) always qualifies
-chosen as (
+qualifying as (
     select
         candidate.institution_code,
         candidate.year,
+        radius_sets.rank,
         radius_sets.has_10,
         radius_sets.has_25,
-        radius_sets.has_50
+        radius_sets.has_50,
+        row_number() over (
+            partition by candidate.institution_code, candidate.year order by radius_sets.rank
+        ) as preference
     from candidate
     cross join radius_sets
     left join unsafe_radius_sets as unsafe
@@ -219,9 +236,12 @@ chosen as (
         {%- for radius in [10, 25, 50] %}
         and (not radius_sets.has_{{ radius }} or candidate.share_within_{{ radius }}km is not null)
         {%- endfor %}
-    qualify row_number() over (
-        partition by candidate.institution_code, candidate.year order by radius_sets.rank
-    ) = 1
+),
+
+chosen as (
+    select institution_code, year, has_10, has_25, has_50
+    from qualifying
+    where preference = 1
 ),
 
 published as (
