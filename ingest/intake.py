@@ -455,9 +455,9 @@ def take_deliveries(
     of two equal files is the duplicate does not depend on timing), and each is handed to
     PUBLIEKSDATA_INTAKE_WORKERS workers as soon as it and the files before it are sealed: the
     workers read, type and validate them while the rest are still being sealed, each with its
-    own connection to the work database. Great Expectations is imported beside the sealing. A second copy of bytes already in this run
-    waits until the first is decided: a duplicate if the first was validated, else read in
-    its own right.
+    own connection to the work database. Great Expectations is imported beside the sealing.
+    A second copy of bytes already in this run waits until the first is decided: a duplicate
+    if the first was validated, else read in its own right.
 
     With ``single_pass``, validated deliveries go on to the privacy step in this run (the
     loader it makes for each read); without it they wait in quarantine as sealed canonical
@@ -491,7 +491,7 @@ def _files_waiting(home: DataHome) -> bool:
 def _take(conn, home: DataHome, members: dict, file_key: bytes, today: date | None,
           only: list[str] | None, single_pass: SinglePassFactory | None,
           outcomes: list[tuple[int, DeliveryOutcome]]) -> None:  # fmt: skip
-    """take_deliveries on its work connection: seal, then read in parallel."""
+    """take_deliveries on its work connection: the readers take each file as it is sealed."""
 
     def duplicate(item: _Item) -> bool:
         earlier = ledger.find_by_sha(conn, item.sha, item.institution)
@@ -559,7 +559,7 @@ def _sealed_items(conn, home: DataHome, file_key: bytes,
             yield items[-1]
     left = {(item.institution, item.file_name, item.sha) for item in items}
     # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
-    # release the GIL) but taken in name order, so which of two equal files is the duplicate
+    # release the GIL part of the time; each file is fsynced) but taken in name order, so which of two equal files is the duplicate
     # never depends on timing
     uploads: list[tuple[Path, str, str, tuple[int, int, int]]] = []  # upload, member, name, state
     if home.landing.exists():
