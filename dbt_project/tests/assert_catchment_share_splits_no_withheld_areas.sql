@@ -5,7 +5,9 @@
 -- withheld municipalities together. The published radii cut a block into parts (the areas
 -- between two published radii); each cut part becomes a set with a known total. A part must
 -- then hold at least two withheld areas with k persons beyond one each, else the linear
--- programming attack of tests/test_privacy_attacks.py narrows an area below k.
+-- programming attack of tests/test_privacy_attacks.py narrows an area below k. And a withheld
+-- municipality must share a part with another one when their block is cut, else its total is
+-- given away.
 -- Fails with the institution-year and the block of every share set that breaks this.
 with catchment as (
     select * from {{ ref('market_catchment') }}
@@ -21,6 +23,7 @@ withheld as (
         pc4.year,
         case when municipality.is_withheld then 'withheld municipalities'
              else pc4.gemeente_code end as block,
+        pc4.gemeente_code,
         case pc4.distance_band
             when '0-10' then 10 when '10-25' then 25 when '25-50' then 50
         end as within_km,
@@ -46,6 +49,7 @@ area_parts as (
                      and coalesce(withheld.within_km, 1000) > 25 then 1 else 0 end)
         + (case when catchment.share_within_50km is not null
                      and coalesce(withheld.within_km, 1000) > 50 then 1 else 0 end) as part,
+        withheld.gemeente_code,
         withheld.n_persons
     from withheld
     inner join catchment
@@ -57,6 +61,21 @@ parts as (
     select institution_code, year, block, part, count(*) as n_areas, sum(n_persons) as n_persons
     from area_parts
     group by institution_code, year, block, part
+),
+
+-- the withheld municipalities per part of their block
+pool_parts as (
+    select institution_code, year, part, count(distinct gemeente_code) as n_municipalities
+    from area_parts
+    where block = 'withheld municipalities'
+    group by institution_code, year, part
+),
+
+pool_cut as (
+    select institution_code, year
+    from pool_parts
+    group by institution_code, year
+    having count(*) > 1
 )
 
 select institution_code, year, block
@@ -64,3 +83,19 @@ from parts
 group by institution_code, year, block
 having count(*) > 1
    and min(case when n_areas >= 2 and n_persons - n_areas >= {{ k_min() }} then 1 else 0 end) = 0
+
+union all
+
+-- a withheld municipality alone in every part it has areas in: its total is given away
+select area_parts.institution_code, area_parts.year, area_parts.gemeente_code as block
+from area_parts
+inner join pool_parts
+    on area_parts.institution_code = pool_parts.institution_code
+    and area_parts.year = pool_parts.year
+    and area_parts.part = pool_parts.part
+inner join pool_cut
+    on area_parts.institution_code = pool_cut.institution_code
+    and area_parts.year = pool_cut.year
+where area_parts.block = 'withheld municipalities'
+group by area_parts.institution_code, area_parts.year, area_parts.gemeente_code
+having max(pool_parts.n_municipalities) = 1

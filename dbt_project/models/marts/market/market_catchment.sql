@@ -30,6 +30,7 @@ withheld_cells as (
         pc4.institution_code,
         pc4.year,
         case when municipality.is_withheld then '' else pc4.gemeente_code end as block,
+        pc4.gemeente_code,
         case pc4.distance_band
             when '0-10' then 1 when '10-25' then 2 when '25-50' then 3 else 4
         end as band,
@@ -69,6 +70,7 @@ cell_parts as (
         (case when radius_sets.has_10 and cells.band > 1 then 1 else 0 end)
             + (case when radius_sets.has_25 and cells.band > 2 then 1 else 0 end)
             + (case when radius_sets.has_50 and cells.band > 3 then 1 else 0 end) as part,
+        cells.gemeente_code,
         cells.n_persons
     from withheld_cells as cells
     cross join radius_sets
@@ -89,11 +91,54 @@ block_parts as (
 ),
 
 -- sets of radii that would narrow a withheld area below k
+-- the withheld municipalities are cells too: a cut of their block that leaves one of them alone
+-- in every part it has areas in gives its total away (withheld municipalities of 2 + 5 areas
+-- within 25 km and 2 + 5 beyond: the share within 25 km pins both to 7). With another
+-- withheld municipality's areas in one of its parts, its total keeps that part's slack (>= k).
+pool_parts as (
+    select
+        institution_code,
+        year,
+        rank,
+        part,
+        count(distinct gemeente_code) as n_municipalities
+    from cell_parts
+    where block = ''
+    group by institution_code, year, rank, part
+),
+
+pool_alone as (
+    select cells.institution_code, cells.year, cells.rank
+    from cell_parts as cells
+    inner join pool_parts as parts
+        on cells.institution_code = parts.institution_code
+        and cells.year = parts.year
+        and cells.rank = parts.rank
+        and cells.part = parts.part
+    where cells.block = ''
+    group by cells.institution_code, cells.year, cells.rank, cells.gemeente_code
+    having max(parts.n_municipalities) = 1
+),
+
+pool_cut as (
+    select institution_code, year, rank
+    from pool_parts
+    group by institution_code, year, rank
+    having count(*) > 1
+),
+
 unsafe_radius_sets as (
     select institution_code, year, rank
     from block_parts
     group by institution_code, year, rank, block
     having count(*) > 1 and min(case when n_areas >= 2 and slack >= {{ k_min() }} then 1 else 0 end) = 0
+    union all
+    select pool_alone.institution_code, pool_alone.year, pool_alone.rank
+    from pool_alone
+    inner join pool_cut
+        on pool_alone.institution_code = pool_cut.institution_code
+        and pool_alone.year = pool_cut.year
+        and pool_alone.rank = pool_cut.rank
 ),
 
 -- the withheld municipalities' withheld PC4 areas: persons beyond one each, and whether a
