@@ -157,3 +157,42 @@ from (
     ) as cells
 ) as ranked
 {%- endmacro %}
+
+{#- Catchment cuts (market_catchment): the rows (institution_code, year, `set_column`) of the
+    cut sets that would narrow a withheld PC4 area or a withheld municipality below k.
+    `cell_parts` has one row per withheld PC4 area and cut set: institution_code, year,
+    `set_column`, block (the published municipality, or '' for all withheld municipalities
+    together), gemeente_code, part (which gap between the set's cuts the area lies in) and
+    n_persons. A block cut into several parts needs, in every part, two areas with k beyond one
+    each; a cut of the withheld municipalities' block must leave each of them a part shared
+    with another withheld municipality (docs/decisions.md, "Distance bands are no set"). -#}
+{% macro unsafe_cut_sets(cell_parts, set_column) -%}
+    select institution_code, year, {{ set_column }}
+    from (
+        select institution_code, year, {{ set_column }}, block, part,
+               count(*) as n_areas, sum(n_persons) - count(*) as slack
+        from {{ cell_parts }}
+        group by institution_code, year, {{ set_column }}, block, part
+    ) as block_parts
+    group by institution_code, year, {{ set_column }}, block
+    having count(*) > 1
+       and min(case when n_areas >= 2 and slack >= {{ k_min() }} then 1 else 0 end) = 0
+    union all
+    select cells.institution_code, cells.year, cells.{{ set_column }}
+    from {{ cell_parts }} as cells
+    inner join (
+        select institution_code, year, {{ set_column }}, part,
+               count(distinct gemeente_code) as n_municipalities,
+               count(*) over (partition by institution_code, year, {{ set_column }}) as n_parts
+        from {{ cell_parts }}
+        where block = ''
+        group by institution_code, year, {{ set_column }}, part
+    ) as pool_parts
+        on cells.institution_code = pool_parts.institution_code
+        and cells.year = pool_parts.year
+        and cells.{{ set_column }} = pool_parts.{{ set_column }}
+        and cells.part = pool_parts.part
+    where cells.block = '' and pool_parts.n_parts > 1
+    group by cells.institution_code, cells.year, cells.{{ set_column }}, cells.gemeente_code
+    having max(pool_parts.n_municipalities) = 1
+{%- endmacro %}

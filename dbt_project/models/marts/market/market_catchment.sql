@@ -4,7 +4,8 @@
 -- and a cumulative share is published only when it does not split the withheld bands (else the
 -- difference of two shares would give a withheld band away), both it and its rest hold k, and
 -- it does not narrow a PC4 area market_area withholds (withheld_cells below: the shares are
--- published for the largest set of radii that keeps every withheld area's range k wide).
+-- published for the largest set of radii that keeps every withheld area's range k wide). The
+-- radii holding 60%, 80% and 90% cut the areas too and follow the same rule (percentile_sets).
 -- n_persons is the total of market_area's municipalities: it is withheld (with the shares)
 -- when every non-zero municipality is withheld and their withheld PC4 areas hold fewer than k
 -- persons beyond one each (else it would pin them; int_market_area_disclosed).
@@ -31,6 +32,7 @@ withheld_cells as (
         pc4.year,
         case when municipality.is_withheld then '' else pc4.gemeente_code end as block,
         pc4.gemeente_code,
+        pc4.distance_km,
         case pc4.distance_band
             when '0-10' then 1 when '10-25' then 2 when '25-50' then 3 else 4
         end as band,
@@ -76,69 +78,9 @@ cell_parts as (
     cross join radius_sets
 ),
 
--- per set of radii, block and part: the withheld areas and their persons beyond one each
-block_parts as (
-    select
-        institution_code,
-        year,
-        rank,
-        block,
-        part,
-        count(*) as n_areas,
-        sum(n_persons) - count(*) as slack
-    from cell_parts
-    group by institution_code, year, rank, block, part
-),
-
--- sets of radii that would narrow a withheld area below k
--- the withheld municipalities are cells too: a cut of their block that leaves one of them alone
--- in every part it has areas in gives its total away (withheld municipalities of 2 + 5 areas
--- within 25 km and 2 + 5 beyond: the share within 25 km pins both to 7). With another
--- withheld municipality's areas in one of its parts, its total keeps that part's slack (>= k).
-pool_parts as (
-    select
-        institution_code,
-        year,
-        rank,
-        part,
-        count(distinct gemeente_code) as n_municipalities
-    from cell_parts
-    where block = ''
-    group by institution_code, year, rank, part
-),
-
-pool_alone as (
-    select cells.institution_code, cells.year, cells.rank
-    from cell_parts as cells
-    inner join pool_parts as parts
-        on cells.institution_code = parts.institution_code
-        and cells.year = parts.year
-        and cells.rank = parts.rank
-        and cells.part = parts.part
-    where cells.block = ''
-    group by cells.institution_code, cells.year, cells.rank, cells.gemeente_code
-    having max(parts.n_municipalities) = 1
-),
-
-pool_cut as (
-    select institution_code, year, rank
-    from pool_parts
-    group by institution_code, year, rank
-    having count(*) > 1
-),
-
+-- sets of radii that would narrow a withheld area or municipality below k
 unsafe_radius_sets as (
-    select institution_code, year, rank
-    from block_parts
-    group by institution_code, year, rank, block
-    having count(*) > 1 and min(case when n_areas >= 2 and slack >= {{ k_min() }} then 1 else 0 end) = 0
-    union all
-    select pool_alone.institution_code, pool_alone.year, pool_alone.rank
-    from pool_alone
-    inner join pool_cut
-        on pool_alone.institution_code = pool_cut.institution_code
-        and pool_alone.year = pool_cut.year
-        and pool_alone.rank = pool_cut.rank
+    {{ unsafe_cut_sets('cell_parts', 'rank') }}
 ),
 
 -- the withheld municipalities' withheld PC4 areas: persons beyond one each, and whether a
@@ -289,6 +231,85 @@ chosen as (
     where preference = 1
 ),
 
+-- The radii holding 60%, 80% and 90% of the persons cut the PC4 areas too: a radius of r km
+-- (rounded up) says that at least that share lives within r km and less within r - 1 km,
+-- inequalities that, beside the areas' published distances, narrowed a withheld area (k = 5:
+-- withheld areas of 10 at 3.5 km and 2 at 30 km in a municipality of 12, another with 8 at 1
+-- km and 10 at 40 km, 30 persons: a radius of 4 km pinned the 10 to [10, 11]). So r and r - 1
+-- are cuts like the shares' radii, and the radii are published for the largest set whose cuts,
+-- with those of the chosen shares, pass the same rule.
+percentile_sets as (
+    select * from (values
+        (1, true, true, true),
+        (2, false, true, true),
+        (3, true, false, true),
+        (4, true, true, false),
+        (5, false, false, true),
+        (6, false, true, false),
+        (7, true, false, false),
+        (8, false, false, false)
+    ) as sets (percentile_rank, has_60, has_80, has_90)
+),
+
+percentile_cell_parts as (
+    select
+        cells.institution_code,
+        cells.year,
+        percentile_sets.percentile_rank,
+        cells.block,
+        (case when chosen.has_10 and cells.band > 1 then 1 else 0 end)
+            + (case when chosen.has_25 and cells.band > 2 then 1 else 0 end)
+            + (case when chosen.has_50 and cells.band > 3 then 1 else 0 end)
+            {%- for pct in [60, 80, 90] %}
+            + (case when percentile_sets.has_{{ pct }}
+                    and coalesce(cells.distance_km, 1e9) > candidate.radius_{{ pct }}_km
+                    then 1 else 0 end)
+            + (case when percentile_sets.has_{{ pct }}
+                    and coalesce(cells.distance_km, 1e9) > candidate.radius_{{ pct }}_km - 1
+                    then 1 else 0 end)
+            {%- endfor %} as part,
+        cells.gemeente_code,
+        cells.n_persons
+    from withheld_cells as cells
+    inner join chosen
+        on cells.institution_code = chosen.institution_code
+        and cells.year = chosen.year
+    inner join candidate
+        on cells.institution_code = candidate.institution_code
+        and cells.year = candidate.year
+    cross join percentile_sets
+),
+
+unsafe_percentile_sets as (
+    {{ unsafe_cut_sets('percentile_cell_parts', 'percentile_rank') }}
+),
+
+percentile_qualifying as (
+    select
+        candidate.institution_code,
+        candidate.year,
+        percentile_sets.has_60,
+        percentile_sets.has_80,
+        percentile_sets.has_90,
+        row_number() over (
+            partition by candidate.institution_code, candidate.year
+            order by percentile_sets.percentile_rank
+        ) as preference
+    from candidate
+    cross join percentile_sets
+    left join unsafe_percentile_sets as unsafe
+        on candidate.institution_code = unsafe.institution_code
+        and candidate.year = unsafe.year
+        and percentile_sets.percentile_rank = unsafe.percentile_rank
+    where unsafe.percentile_rank is null
+),
+
+percentile_chosen as (
+    select institution_code, year, has_60, has_80, has_90
+    from percentile_qualifying
+    where preference = 1
+),
+
 published as (
     select
         candidate.institution_code,
@@ -299,13 +320,21 @@ published as (
             as share_within_{{ radius }}km
         {%- endfor %}
         {%- for pct in [60, 80, 90] %},
-        candidate.radius_{{ pct }}_km
+        case when percentile_chosen.has_{{ pct }} then candidate.radius_{{ pct }}_km end
+            as radius_{{ pct }}_km
         {%- endfor %},
+        (candidate.radius_60_km is not null and not percentile_chosen.has_60)
+            or (candidate.radius_80_km is not null and not percentile_chosen.has_80)
+            or (candidate.radius_90_km is not null and not percentile_chosen.has_90)
+            as is_radius_withheld,
         candidate.n_persons_raw
     from candidate
     inner join chosen
         on candidate.institution_code = chosen.institution_code
         and candidate.year = chosen.year
+    inner join percentile_chosen
+        on candidate.institution_code = percentile_chosen.institution_code
+        and candidate.year = percentile_chosen.year
 ),
 
 final as (
@@ -325,6 +354,7 @@ final as (
                 or share_within_10km is null
                 or share_within_25km is null
                 or share_within_50km is null
+                or is_radius_withheld
             ),
             false
         ) as suppressed
