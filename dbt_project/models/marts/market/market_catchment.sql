@@ -73,6 +73,7 @@ cell_parts as (
             + (case when radius_sets.has_25 and cells.band > 2 then 1 else 0 end)
             + (case when radius_sets.has_50 and cells.band > 3 then 1 else 0 end) as part,
         cells.gemeente_code,
+        cells.distance_km,
         cells.n_persons
     from withheld_cells as cells
     cross join radius_sets
@@ -226,7 +227,7 @@ qualifying as (
 ),
 
 chosen as (
-    select institution_code, year, has_10, has_25, has_50
+    select institution_code, year, rank, has_10, has_25, has_50
     from qualifying
     where preference = 1
 ),
@@ -238,28 +239,20 @@ chosen as (
 -- km and 10 at 40 km, 30 persons: a radius of 4 km pinned the 10 to [10, 11]). So r and r - 1
 -- are cuts like the shares' radii, and the radii are published for the largest set whose cuts,
 -- with those of the chosen shares, pass the same rule.
+-- (the same eight sets of three, in the same order)
 percentile_sets as (
-    select * from (values
-        (1, true, true, true),
-        (2, false, true, true),
-        (3, true, false, true),
-        (4, true, true, false),
-        (5, false, false, true),
-        (6, false, true, false),
-        (7, true, false, false),
-        (8, false, false, false)
-    ) as sets (percentile_rank, has_60, has_80, has_90)
+    select rank as percentile_rank, has_10 as has_60, has_25 as has_80, has_50 as has_90
+    from radius_sets
 ),
 
+-- each area's part among the chosen shares' cuts (cell_parts), cut further by the radii's
 percentile_cell_parts as (
     select
         cells.institution_code,
         cells.year,
         percentile_sets.percentile_rank,
         cells.block,
-        (case when chosen.has_10 and cells.band > 1 then 1 else 0 end)
-            + (case when chosen.has_25 and cells.band > 2 then 1 else 0 end)
-            + (case when chosen.has_50 and cells.band > 3 then 1 else 0 end)
+        cells.part
             {%- for pct in [60, 80, 90] %}
             + (case when percentile_sets.has_{{ pct }}
                     and coalesce(cells.distance_km, 1e9) > candidate.radius_{{ pct }}_km
@@ -270,10 +263,11 @@ percentile_cell_parts as (
             {%- endfor %} as part,
         cells.gemeente_code,
         cells.n_persons
-    from withheld_cells as cells
+    from cell_parts as cells
     inner join chosen
         on cells.institution_code = chosen.institution_code
         and cells.year = chosen.year
+        and cells.rank = chosen.rank
     inner join candidate
         on cells.institution_code = candidate.institution_code
         and cells.year = candidate.year
