@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.reference import check_centroids
 from publieksdata.settings import DataHome, PublieksdataError
 
 CBS_AGE_COLUMNS = (
@@ -66,6 +67,7 @@ def load_cbs_pc4(home: DataHome, stats: Path, areas: Path) -> int:
     missing = [c for c in AREA_COLUMNS if c not in area_cols]
     if missing:
         raise PublieksdataError(f"{areas}: lacks column(s) {', '.join(missing)}")
+    check_centroids(conn, "areas", areas)
     counts = ", ".join(
         f'case when try_cast(try_cast(cbs."{c}" as double) as bigint) >= 0 '
         f'then try_cast(try_cast(cbs."{c}" as double) as bigint) end as "{c}"'

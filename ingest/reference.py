@@ -6,6 +6,8 @@ replace the previous copy in one transaction.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 
@@ -42,6 +44,8 @@ def load_reference(home: DataHome) -> dict[str, int]:
         missing = [c for c in PC4_REQUIRED if c not in cols]
         if missing:
             raise PublieksdataError(f"{home.reference_pc4} lacks column(s) {', '.join(missing)}")
+        check_centroids(conn, "read_csv(?, header = true, all_varchar = true)",
+                        home.reference_pc4, [str(home.reference_pc4)])  # fmt: skip
         numeric = [c for c in cols if c.startswith("aantal_")]
         select = ", ".join(
             ["lpad(trim(pc4), 4, '0') as pc4", "gemeente_code", "gemeente_naam", "provincie",
@@ -63,3 +67,29 @@ def load_reference(home: DataHome) -> dict[str, int]:
         conn.execute("commit")
         n_pc4 = conn.execute("select count(*) from wh.reference.pc4").fetchone()[0]
     return {"institutions": len(members), "pc4_areas": n_pc4}
+
+
+def check_centroids(
+    conn: duckdb.DuckDBPyConnection, relation: str, where: Path, params: list | None = None
+) -> None:
+    """Every PC4 area needs a centroid: distances, distance bands and the catchment are computed
+    from it, and an area without one would drop its persons from market_catchment while
+    market_area counts them (the catchment's disclosure rules need both to add up).
+    ``relation`` is SQL for rows with text columns pc4, lat and lon."""
+    bad = conn.execute(
+        f"""
+        select count(*), list(pc4 order by pc4)[1:5]
+        from (
+            select pc4, try_cast(trim(lat) as double) as lat, try_cast(trim(lon) as double) as lon
+            from {relation}
+        )
+        where lat is null or lon is null or not isfinite(lat) or not isfinite(lon)
+            or abs(lat) > 90 or abs(lon) > 180
+        """,
+        params or [],
+    ).fetchone()
+    if bad[0]:
+        raise PublieksdataError(
+            f"{where}: {bad[0]} PC4 area(s) without a valid lat/lon (for example "
+            f"{', '.join(str(p) for p in bad[1])}): every area needs its centroid in degrees"
+        )

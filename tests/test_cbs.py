@@ -2,8 +2,11 @@
 
 import csv
 
-from ingest.cbs import load_cbs_pc4
+import pytest
+
+from ingest.cbs import CBS_AGE_COLUMNS, load_cbs_pc4
 from ingest.reference import load_reference
+from publieksdata.settings import PublieksdataError
 
 
 def test_cbs_kerncijfers_become_the_reference_set(home, tmp_path):
@@ -39,3 +42,32 @@ def test_cli_reference_reports_a_missing_column_in_one_line(home, tmp_path, caps
                      str(tmp_path / "areas.csv")])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "lacks CBS column" in err[0]
+
+
+def test_an_area_without_a_centroid_is_refused_in_one_line_and_replaces_nothing(
+    home, tmp_path, capsys
+):
+    # every PC4 needs lat/lon: without it an area's persons would be counted in market_area but
+    # not in market_catchment, and the catchment's disclosure rules need both to add up
+    from publieksdata import cli
+
+    home.registry.write_text("code,name,discipline,pc4\nth_a,Theater A,theater,1011\n")
+    good = "pc4,gemeente_code,gemeente_naam,provincie,lat,lon,aantal_inwoners\n1011,GM0363,A,NH,52.37,4.90,5\n"
+    home.reference_pc4.parent.mkdir(parents=True, exist_ok=True)
+    home.reference_pc4.write_text(good)
+    load_reference(home)
+    areas = tmp_path / "areas.csv"
+    areas.write_text("pc4,gemeente_code,gemeente_naam,provincie,lat,lon\n"
+                     "1011,GM0363,A,NH,52.37,4.90\n1012,GM0363,A,NH,,4.89\n1013,GM0363,A,NH,north,4.88\n")  # fmt: skip
+    stats = tmp_path / "stats.csv"
+    stats.write_text(",".join(("postcode", *CBS_AGE_COLUMNS)) + "\n"
+                     + "".join(f"{pc4},5,1,1,1,1,1\n" for pc4 in (1011, 1012, 1013)))  # fmt: skip
+    code = cli.main(["reference", "--cbs-stats", str(stats), "--areas", str(areas)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "2 PC4 area(s) without a valid lat/lon (for example 1012, 1013)" in err[0]
+    assert home.reference_pc4.read_text() == good  # the reference in place is kept
+    # a reference file edited by hand is refused at the run, before anything is replaced
+    home.reference_pc4.write_text(good + "1014,GM0363,A,NH,52.36,,5\n")
+    with pytest.raises(PublieksdataError, match=r"1 PC4 area\(s\) without a valid lat/lon .*1014"):
+        load_reference(home)

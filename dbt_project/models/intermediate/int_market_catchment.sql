@@ -1,8 +1,6 @@
 -- Catchment (verzorgingsgebied) per institution and year, raw: persons with a known distance,
 -- persons per distance band, and the radius that holds 60%, 80% and 90% of them (the smallest
--- distance within which that share of persons lives). catchment_radius_km is the smallest of
--- 10, 25, 50 km holding 80% of persons (NULL: the whole country), the area market_age compares
--- against; with fewer than k persons it is the whole country, so that it reveals nothing.
+-- distance within which that share of persons lives).
 -- key_*: sums of the persons' record keys, the cell keys of the perturbation of open years.
 with person_areas as (
     select * from {{ ref('int_person_areas') }}
@@ -49,14 +47,7 @@ final as (
             + coalesce(catchment.key_25_50, 0) as key_within_50,
         catchment.radius_60_km,
         catchment.radius_80_km,
-        catchment.radius_90_km,
-        case
-            when coalesce(catchment.n_persons, 0) < {{ k_min() }} then null
-            when catchment.n_0_10 >= 0.8 * catchment.n_persons then 10
-            when catchment.n_0_10 + catchment.n_10_25 >= 0.8 * catchment.n_persons then 25
-            when catchment.n_0_10 + catchment.n_10_25 + catchment.n_25_50
-                >= 0.8 * catchment.n_persons then 50
-        end as catchment_radius_km
+        catchment.radius_90_km
     from institution_years
     left join catchment
         on institution_years.institution_code = catchment.institution_code
