@@ -492,12 +492,13 @@ def test_market_catchment(warehouse):
     # inside (6 + 5, 9 beyond one each), 3511 and 9711 beyond (4 + 1, only 3 beyond one each).
     # The share would give Utrecht + Groningen = 5, each pinned to [1, 4]: NULL. Within 50 km:
     # 15 of 16 would split the withheld bands (and leave 1 beyond): NULL.
-    # Radii: 60% is reached at the 10th person (1012, ~1.1 km: 2 km rounded up), 80% and 90% at
-    # the 15th (3511, ~34 km: 35 km). A radius of r km says "at least 60% within r km, fewer
-    # within r - 1": cuts at 1 and 2 km would leave 1011 and 1012 each alone in a part of the
-    # block of withheld areas (pinning them), cuts at 34 and 35 km 3511 and 9711: all withheld.
-    assert math.ceil(haversine_km("1011", "1012")) == 2
-    assert math.ceil(haversine_km("1011", "3511")) - 1 < haversine_km("1011", "3511")
+    # Radii, rounded up to the ladder 5, 10, 15, 20, 25, 30, 40, 50, ... km: 60% is reached at
+    # the 10th person (1012, ~1.1 km: 5 km), 80% and 90% at the 15th (3511, ~34 km: 40 km). A
+    # radius of r km says "at least 60% within r km, fewer within the step below": cuts at 0
+    # and 5 km would leave 1011 (at 0 km) alone in a part of the block of withheld areas
+    # (pinning it), cuts at 30 and 40 km 9711 (beyond 40): all withheld.
+    assert 0 < haversine_km("1011", "1012") <= 5
+    assert 30 < haversine_km("1011", "3511") <= 40 < haversine_km("1011", "9711")
     check(only(focus(warehouse, "market_catchment", 2024)), {
         "n_persons": 16, "share_within_10km": None, "share_within_25km": None,
         "share_within_50km": None, "radius_60_km": None, "radius_80_km": None,

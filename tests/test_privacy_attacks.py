@@ -394,9 +394,9 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
             note(("within", radius), round(share * catchment["n_persons"]))
             relations.append((("within", radius), [("area", r["area_code"]) for r in area
                               if r["area_level"] == "pc4" and r["distance_band"] in inside]))  # fmt: skip
-    # inequalities: the radius holding p of the located persons (rounded up to r km) says at
-    # least p within r km and fewer within r - 1; market_age's catchment c (10, 25, 50) says at
-    # least 80% within c and fewer within each smaller one of 10, 25, 50
+    # inequalities: the radius holding p of the located persons (rounded up to a step r of the
+    # ladder) says at least p within r km and fewer within the step below; market_age's
+    # catchment c (10, 25, 50) says at least 80% within c and fewer within a smaller one
     pc4 = [r for r in area if r["area_level"] == "pc4"]
 
     def share_bound(share: float, max_km: float, at_least: bool) -> None:
@@ -412,7 +412,7 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
         r_km = catchment[f"radius_{pct}_km"]
         if r_km is not None:
             share_bound(pct / 100, r_km, at_least=True)
-            share_bound(pct / 100, r_km - 1, at_least=False)
+            share_bound(pct / 100, step_below(r_km), at_least=False)
     radius = age[0]["catchment_radius_km"] if age else None
     if radius is not None:
         share_bound(0.8, radius, at_least=True)
@@ -420,6 +420,18 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
             if smaller < radius:
                 share_bound(0.8, smaller, at_least=False)
     return known, relations, bounds
+
+
+# market_catchment's radii are rounded up to these steps (then to 100s): dbt's radius_ladder
+RADIUS_LADDER = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300)
+
+
+def step_below(radius: float) -> float:
+    if radius > RADIUS_LADDER[-1]:
+        return radius - 100
+    assert radius in RADIUS_LADDER, radius  # a published radius is a step
+    i = RADIUS_LADDER.index(radius)
+    return RADIUS_LADDER[i - 1] if i else 0.0
 
 
 def lp_intervals(known: dict, relations: list, bounds: list = ()) -> dict:
@@ -465,10 +477,10 @@ def test_withheld_cells_cannot_be_narrowed_by_linear_programming(releases):
     persons of known age (a published share gives that total), share_young to two age bands, PC4
     areas to their municipality, municipalities to the catchment's persons, distance bands to
     the catchment's cumulative shares; and the inequalities of the radii holding 60/80/90% (at
-    least that share within r km, less within r - 1, beside the areas' published distances) and
-    of market_age's catchment (80% within it, less within a smaller one). Solve the linear
-    programme min / max of each withheld cell subject to all of them, each withheld cell >= 1
-    (zeros are always published).
+    least that share within r km, less within the step below, beside the areas' published
+    distances) and of market_age's catchment (80% within it, less within a smaller one). Solve
+    the linear programme min / max of each withheld cell subject to all of them, each withheld
+    cell >= 1 (zeros are always published).
 
     Promise: the interval of every withheld cell is at least k wide. (With withholding only
     until the withheld cells held k persons, cells 4 and 1 of a published total were each pinned
@@ -476,7 +488,7 @@ def test_withheld_cells_cannot_be_narrowed_by_linear_programming(releases):
     persons, one split over three withheld PC4 areas, pinned an area to [1, 4]: a withheld
     municipality now counts one unit per non-zero PC4 area. A published municipality of 7 over
     areas of 2, 2 and 3 pinned each to [1, 5]: such a municipality is now withheld itself. With
-    every radius published, 131 of 421 withheld cells were narrowed; with market_age's catchment
+    every radius published, 110 of 421 withheld cells were narrowed; with market_age's catchment
     taken from the persons, not from the published shares, 26.)
     """
     r1, _, truth, _, _ = releases

@@ -196,3 +196,33 @@ from (
     group by cells.institution_code, cells.year, cells.{{ set_column }}, cells.gemeente_code
     having max(pool_parts.n_municipalities) = 1
 {%- endmacro %}
+
+{#- The catchment radii are published on a ladder of steps, not in whole km: a radius R says
+    "at least that share within R km, less within the step below", so it cuts the PC4 areas at
+    R and at the step below. Whole km cut at r and r - 1, a ring that mostly holds one withheld
+    area alone, so they could hardly ever be published (decisions.md, rule 3). Beyond the
+    ladder's last step the steps are 100 km. -#}
+{% macro radius_ladder() -%}
+    {{ return([5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300]) }}
+{%- endmacro %}
+
+{#- The smallest step of the ladder at or above a distance. -#}
+{% macro radius_step(distance) -%}
+    case
+        {%- for step in radius_ladder() %}
+        when {{ distance }} <= {{ step }} then {{ step }}
+        {%- endfor %}
+        else ceil({{ distance }} / 100.0) * 100
+    end
+{%- endmacro %}
+
+{#- The step below a step of the ladder (0 below the first). -#}
+{% macro radius_step_below(radius) -%}
+    {%- set ladder = radius_ladder() -%}
+    case
+        {%- for step in ladder %}
+        when {{ radius }} = {{ step }} then {{ 0 if loop.first else ladder[loop.index0 - 1] }}
+        {%- endfor %}
+        else {{ radius }} - 100
+    end
+{%- endmacro %}

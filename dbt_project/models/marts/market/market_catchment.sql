@@ -1,5 +1,7 @@
 -- Catchment (verzorgingsgebied) per institution and year: the share of persons living within
--- 10, 25 and 50 km, and the radius holding 60%, 80% and 90% of them (rounded up to whole km).
+-- 10, 25 and 50 km, and the radius holding 60%, 80% and 90% of them (rounded up to a step of
+-- 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300 km, then 100s: the macro
+-- radius_ladder).
 -- The distance bands 0-10, 10-25, 25-50, 50+ add up to n_persons: they are suppressed as a set,
 -- and a cumulative share is published only when it does not split the withheld bands (else the
 -- difference of two shares would give a withheld band away), both it and its rest hold k, and
@@ -194,7 +196,7 @@ candidate as (
         end as share_within_{{ radius }}km
         {%- endfor %}
         {%- for pct in [60, 80, 90] %},
-        case when n_persons >= {{ k_min() }} then ceil(radius_{{ pct }}_km) end
+        case when n_persons >= {{ k_min() }} then {{ radius_step('radius_' ~ pct ~ '_km') }} end
             as radius_{{ pct }}_km
         {%- endfor %},
         n_persons as n_persons_raw
@@ -233,12 +235,14 @@ chosen as (
 ),
 
 -- The radii holding 60%, 80% and 90% of the persons cut the PC4 areas too: a radius of r km
--- (rounded up) says that at least that share lives within r km and less within r - 1 km,
--- inequalities that, beside the areas' published distances, narrowed a withheld area (k = 5:
--- withheld areas of 10 at 3.5 km and 2 at 30 km in a municipality of 12, another with 8 at 1
--- km and 10 at 40 km, 30 persons: a radius of 4 km pinned the 10 to [10, 11]). So r and r - 1
--- are cuts like the shares' radii, and the radii are published for the largest set whose cuts,
--- with those of the chosen shares, pass the same rule.
+-- (a step of radius_ladder) says that at least that share lives within r km and less within
+-- the step below, inequalities that, beside the areas' published distances, narrowed a
+-- withheld area (k = 5, radii then in whole km: withheld areas of 10 at 3.5 km and 2 at 30 km
+-- in a municipality of 12, another with 8 at 1 km and 10 at 40 km, 30 persons: a radius of
+-- 4 km pinned the 10 to [10, 11]). So r and the step below are cuts like the shares' radii,
+-- and the radii are published for the largest set whose cuts, with those of the chosen shares,
+-- pass the same rule. (Whole km cut at r and r - 1: that ring mostly holds a single withheld
+-- area, so the radii were hardly ever published.)
 -- (the same eight sets of three, in the same order)
 percentile_sets as (
     select rank as percentile_rank, has_10 as has_60, has_25 as has_80, has_50 as has_90
@@ -258,7 +262,8 @@ percentile_cell_parts as (
                     and coalesce(cells.distance_km, 1e9) > candidate.radius_{{ pct }}_km
                     then 1 else 0 end)
             + (case when percentile_sets.has_{{ pct }}
-                    and coalesce(cells.distance_km, 1e9) > candidate.radius_{{ pct }}_km - 1
+                    and coalesce(cells.distance_km, 1e9)
+                        > {{ radius_step_below('candidate.radius_' ~ pct ~ '_km') }}
                     then 1 else 0 end)
             {%- endfor %} as part,
         cells.gemeente_code,
