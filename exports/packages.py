@@ -46,6 +46,8 @@ report.html              het rapport: open het in een webbrowser (werkt zonder i
 csv/<tabel>.csv          de tabellen, voor Excel en andere programma's
 parquet/<tabel>.parquet  dezelfde tabellen, voor analisten (Python, R, DuckDB)
 data_dictionary.csv      elke kolom: betekenis, eenheid en Nederlandse term
+csv/deliveries.csv       uw geleverde bestanden: geaccepteerd, afgekeurd of dubbel, en wat u
+                         in uw volgende export kunt verbeteren (ook in het rapport, deel 4)
 
 In deze map staan alleen de rijen van uw eigen instelling, met daarnaast gemiddelden van uw
 vergelijkingsgroep (peer_*) en cijfers over de hele sector. Cijfers van een andere instelling

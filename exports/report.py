@@ -939,6 +939,90 @@ def _market(tables: dict[str, Table], year: int, k: int, inst: Institution) -> s
     return "".join(out)
 
 
+# ---------------------------------------------------------------- deliveries
+
+SOFT_PROBLEMS_NL = {
+    "email_unparseable": "onleesbare e-mailadressen",
+    "phone_unparseable": "onleesbare telefoonnummers",
+    "ticket_type_unknown": "onbekend kaarttype (als overig geteld)",
+    "channel_unknown": "onbekend verkoopkanaal (als overig geteld)",
+    "birth_date_unparseable": "onleesbare geboortedatums",
+    "research_opt_out_unknown": "onduidelijk bezwaar tegen onderzoek (als bezwaar geteld)",
+    "discipline_unknown": "onbekende discipline (als overig geteld)",
+    "text_truncated": "teksten ingekort tot 500 tekens",
+    "unknown_columns": "onbekende kolommen (genegeerd)",
+}
+STATUS_NL = {"accepted": "geaccepteerd", "rejected": "afgekeurd", "duplicate": "dubbel"}
+DELIVERIES_SHOWN = 20
+
+
+def _attention(row: dict) -> str:
+    """What a delivery's member should look at: the rules it broke, or its soft problems."""
+    if row.get("status") == "rejected":
+        return "afgekeurd om: " + str(row.get("rejected_for") or "zie het afkeurrapport")
+    if row.get("status") == "duplicate":
+        return "al eerder geleverd (" + str(row.get("duplicate_of") or "") + "): één keer geteld"
+    found = [
+        f"{fmt_int(n)} {label}"
+        for column, label in SOFT_PROBLEMS_NL.items()
+        if (n := _num(row.get(column)))
+    ]
+    return "; ".join(found) if found else "geen"
+
+
+def _deliveries(tables: dict[str, Table]) -> str:
+    """Section 4: the member's own files, newest first, with what to fix in the next export."""
+    table = tables.get("deliveries")
+    out = ["<h2>4. Uw leveringen</h2>"]
+    if table is None or not table.has("status", "received_at", "rows_loaded"):
+        return out[0] + _missing("Het overzicht van uw leveringen", "deliveries")
+    rows = sorted(table.rows, key=lambda r: (str(r.get("received_at")), str(r.get("delivery_id"))),
+                  reverse=True)  # fmt: skip
+    if not rows:
+        return out[0] + '<p class="missing">Er zijn nog geen bestanden van u verwerkt.</p>'
+    by_status = {s: [r for r in rows if r.get("status") == s] for s in STATUS_NL}
+    loaded = sum(_num(r.get("rows_loaded")) or 0 for r in rows)
+    with_problems = [r for r in by_status["accepted"] if _attention(r) != "geen"]
+    out.append(
+        f"<p>{fmt_int(len(rows))} bestanden ontvangen: {fmt_int(len(by_status['accepted']))} "
+        f"geaccepteerd ({fmt_int(loaded)} regels geladen), "
+        f"{fmt_int(len(by_status['rejected']))} afgekeurd, "
+        f"{fmt_int(len(by_status['duplicate']))} dubbel. "
+        + (
+            f"{fmt_int(len(with_problems))} geaccepteerde bestanden hadden kleine problemen: "
+            "die regels tellen mee, maar zonder het onleesbare gegeven. Verhelp ze in uw "
+            "volgende export.</p>"
+            if with_problems
+            else "De geaccepteerde bestanden hadden geen kleine problemen.</p>"
+        )
+    )
+    cells = []
+    for r in rows[:DELIVERIES_SHOWN]:
+        received = escape(str(r.get("received_at") or "")[:16])
+        cells.append(
+            f"<tr><td>{received}</td><td>{escape(str(r.get('kind') or ''))}</td>"
+            f"<td>{escape(STATUS_NL.get(str(r.get('status')), str(r.get('status'))))}</td>"
+            f"<td class='n'>{escape(fmt_int(_num(r.get('rows_total')) or 0))}</td>"
+            f"<td class='n'>{escape(fmt_int(_num(r.get('rows_loaded')) or 0))}</td>"
+            f"<td>{escape(_attention(r))}</td>"
+            f"<td><code>{escape(str(r.get('sha256') or '')[:12])}</code></td></tr>"
+        )
+    out.append(
+        "<table><tr><th>Ontvangen (UTC)</th><th>Soort</th><th>Status</th><th class='n'>Regels"
+        "</th><th class='n'>Geladen</th><th>Aandachtspunten</th><th>Controlegetal</th></tr>"
+        + "".join(cells)
+        + "</table>"
+    )
+    more = f"de nieuwste {DELIVERIES_SHOWN} staan hier; " if len(rows) > DELIVERIES_SHOWN else ""
+    out.append(
+        f'<p class="note">{more}alle bestanden staan in <code>csv/deliveries.csv</code>. Het '
+        "controlegetal is het begin van de SHA-256 van het bestand (<code>sha256sum</code>): zo "
+        "weet u welk bestand het was. Een afgekeurd bestand laadt niets; het afkeurrapport noemt "
+        "de regels en kolommen.</p>"
+    )
+    return "".join(out)
+
+
 # ---------------------------------------------------------------- page
 
 
@@ -1004,6 +1088,7 @@ def render_report(
         parts.append(_benchmark(tables, year, release.k))
         parts.append(_loyalty(tables, year, release.k))
         parts.append(_market(tables, year, release.k, inst))
+    parts.append(_deliveries(tables))
     if omitted:
         parts.append(
             '<p class="note">Niet in dit pakket: '

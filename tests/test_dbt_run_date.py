@@ -66,8 +66,10 @@ def published(warehouse: Path) -> dict[str, set[tuple]]:
         out = {}
         for table in tables:
             cursor = conn.execute(f"select * from published.{table}")
-            year = [d[0] for d in cursor.description].index("year")
-            out[table] = {(r[year], *r) for r in cursor.fetchall()}
+            names = [d[0] for d in cursor.description]
+            # deliveries describe files, not years: their "year" is None
+            year = names.index("year") if "year" in names else None
+            out[table] = {(None if year is None else r[year], *r) for r in cursor.fetchall()}
         return out
     finally:
         conn.close()

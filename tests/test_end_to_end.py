@@ -119,6 +119,16 @@ def finished_job(tmp_path_factory):
     deliver(home, "canary_podium", "canary_rejected.csv",
             "ticket_id,order_id,event_id,event_start,sold_at,price,email,phone,first_name,"
             "last_name,street,house_number,postcode,city,birth_date\n" + bad_rows)  # fmt: skip
+    # soft problems that do not reject a file (delivery-standard.md): an e-mail address that does
+    # not parse, an unknown ticket type twice, a column outside the standard; and the canary
+    # file again under another name (the same bytes: a duplicate, counted once)
+    deliver(home, "canary_podium", "canary_soft.csv",
+            "ticket_id,order_id,event_id,event_start,sold_at,price,email,ticket_type,loyalty_tier\n"
+            f"S1,SO1,CE1,{year}-03-03 20:00,{year}-02-03 10:00,12.50,not-an-address,vip,gold\n"
+            f"S2,SO2,CE1,{year}-03-03 20:00,{year}-02-03 10:00,12.50,,vip,gold\n"
+            f"S3,SO3,CE1,{year}-03-03 20:00,{year}-02-03 10:00,12.50,,regulier,\n")  # fmt: skip
+    deliver(home, "canary_podium", "canary_zz_again.csv",
+            (home.landing / "canary_podium" / "canary.csv").read_bytes())  # fmt: skip
     # whatever Great Expectations (or anything else) puts in the temp folder stays where we look
     import tempfile
 
@@ -291,3 +301,77 @@ def test_canary_needles_hold_unkeyed_hashes():
     assert hashlib.sha256(b"kanarie.vogelzang@example.org").hexdigest() in needles
     assert hashlib.md5(b"+31619283746").hexdigest() in needles
     assert hashlib.sha256(b"email:verworpen.kwikstaart@example.net").hexdigest() in needles
+
+
+def _package_csv(home, code: str, table: str) -> list[dict]:
+    import csv
+
+    path = current_release(home) / "institutions" / code / "csv" / f"{table}.csv"
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_member_sees_its_own_deliveries_and_their_soft_problems(finished_job):
+    """delivery-standard.md: soft problems are counted in the delivery report. Each member's
+    package lists its own files (deliveries.csv, and section 4 of report.html): accepted with
+    the soft problems counted, rejected with the rules broken, duplicates counted once."""
+    home, _, _ = finished_job
+    rows = _package_csv(home, "canary_podium", "deliveries")
+    assert {r["institution_code"] for r in rows} == {"canary_podium"}
+    statuses = sorted(r["status"] for r in rows)
+    assert statuses == ["accepted", "accepted", "duplicate", "rejected"]
+    soft = next(r for r in rows if r["status"] == "accepted" and r["rows_total"] == "3")
+    assert (soft["email_unparseable"], soft["ticket_type_unknown"], soft["unknown_columns"]) == (
+        "1", "2", "1"
+    )  # fmt: skip
+    assert soft["rows_loaded"] == "3" and soft["channel_unknown"] == "0"
+    first = next(r for r in rows if r["status"] == "accepted" and r["rows_total"] == "12")
+    assert all(first[c] == "0" for c in ("email_unparseable", "ticket_type_unknown"))
+    again = next(r for r in rows if r["status"] == "duplicate")
+    assert again["duplicate_of"] == first["delivery_id"] and again["sha256"] == first["sha256"]
+    assert again["rows_loaded"] == "0"
+    rejected = next(r for r in rows if r["status"] == "rejected")
+    assert rejected["rejected_for"] == "price_range (price)" and rejected["rows_loaded"] == "0"
+    assert rejected["email_unparseable"] == ""  # soft counts only for accepted files
+    # no file names, no header text of the member's file, no values
+    text = (
+        current_release(home) / "institutions" / "canary_podium" / "csv" / "deliveries.csv"
+    ).read_text()
+    for needle in ("canary_soft", "loyalty_tier", "not-an-address", "vip"):
+        assert needle not in text
+    # the other members do not see them
+    others = [p.name for p in (current_release(home) / "institutions").iterdir()
+              if p.name != "canary_podium"]  # fmt: skip
+    assert others
+    for code in others:
+        assert {r["institution_code"] for r in _package_csv(home, code, "deliveries")} <= {code}
+    report = (current_release(home) / "institutions" / "canary_podium" / "report.html").read_text()
+    assert "4. Uw leveringen" in report
+    assert "afgekeurd om: price_range (price)" in report
+    assert "1 onleesbare e-mailadressen; 2 onbekend kaarttype" in report
+    assert "al eerder geleverd (" + first["delivery_id"] + ")" in report
+
+
+def test_a_night_with_only_a_rejected_file_publishes_a_release_that_lists_it(finished_job):
+    """The deliveries table is published, so the release's content fingerprint covers it: a
+    night whose only file is rejected loads nothing but still gives the member a new release
+    that says so. (Last in this module: it runs the job again on the shared data home.)"""
+    home, _, _ = finished_job
+    before = current_release(home)
+    with release_conn(home) as conn:
+        benchmark = conn.execute("select * from benchmark order by all").fetchall()
+    deliver(home, "canary_podium", "late_night.csv", "ticket_id,order_id\nX1,XO1\n")
+    run_job(home)
+    after = current_release(home)
+    assert after.name != before.name
+    rows = _package_csv(home, "canary_podium", "deliveries")
+    assert sorted(r["status"] for r in rows) == [
+        "accepted",
+        "accepted",
+        "duplicate",
+        "rejected",
+        "rejected",
+    ]
+    assert any(r["rejected_for"].startswith("required_column") for r in rows)
+    with release_conn(home) as conn:
+        assert conn.execute("select * from benchmark order by all").fetchall() == benchmark
