@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.standard import DATE_FORMATS
-from ingest.typed import _decimal, _timestamp
+from ingest.typed import _decimal, _decimal_full, _timestamp
 from privacy.normalise import (
     fallback_identity,
     normalise_email,
@@ -178,6 +178,20 @@ def test_a_price_in_any_accepted_notation_parses_to_its_value(duck, data, amount
     ]  # fmt: skip
     text = data.draw(st.sampled_from(notations))
     assert _parse(duck, _decimal, text) == amount, text
+
+
+@BOUNDED
+@given(st.text(alphabet="0123456789.,-€EUR \t", max_size=16))
+@example("12,50")
+@example("1.234")
+@example("8.125")
+@example("1,50")
+@example("-3,5")
+@example("123456789012,34")
+def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, text):
+    """_decimal decides plain prices (12.50, 12,50, 12) by one match and sends the rest to the
+    full parse: the shortcut must never read a text differently."""
+    assert _parse(duck, _decimal, text) == _parse(duck, _decimal_full, text), text
 
 
 MOMENT = st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2035, 12, 31)).map(
