@@ -494,9 +494,10 @@ def test_market_catchment(warehouse):
     # 15 of 16 would split the withheld bands (and leave 1 beyond): NULL.
     # Radii, rounded up to the ladder 5, 10, 15, 20, 25, 30, 40, 50, ... km: 60% is reached at
     # the 10th person (1012, ~1.1 km: 5 km), 80% and 90% at the 15th (3511, ~34 km: 40 km). A
-    # radius of r km says "at least 60% within r km, fewer within the step below": cuts at 0
-    # and 5 km would leave 1011 (at 0 km) alone in a part of the block of withheld areas
-    # (pinning it), cuts at 30 and 40 km 9711 (beyond 40): all withheld.
+    # radius of r km says "at least 60% within r km, fewer within the step below" (nothing
+    # below the first step, 5 km). The cut at 5 km would split the block of withheld areas into
+    # 1011 + 1012 and 3511 + 9711 (4 + 1, only 3 beyond one each), cuts at 30 and 40 km leave
+    # 9711 (beyond 40) alone: all withheld.
     assert 0 < haversine_km("1011", "1012") <= 5
     assert 30 < haversine_km("1011", "3511") <= 40 < haversine_km("1011", "9711")
     check(only(focus(warehouse, "market_catchment", 2024)), {

@@ -361,9 +361,18 @@ def test_a_night_with_only_a_rejected_file_publishes_a_release_that_lists_it(fin
     with release_conn(home) as conn:
         benchmark = conn.execute("select * from benchmark order by all").fetchall()
     deliver(home, "canary_podium", "late_night.csv", "ticket_id,order_id\nX1,XO1\n")
+    # and an upload into a folder that is no member's (rejected, unknown_institution): its
+    # folder name is not a member, so no package lists it (as a code, the word would be taken
+    # for another member's name in every package, and the release refused)
+    deliver(home, "accepted", "tickets.csv", "ticket_id,order_id\nX1,XO1\n")
     run_job(home)
     after = current_release(home)
     assert after.name != before.name
+    assert not (after / "institutions" / "accepted").exists()
+    with release_conn(home) as conn:
+        assert conn.execute(
+            "select count(*) from deliveries where institution_code = 'accepted'"
+        ).fetchone() == (0,)
     rows = _package_csv(home, "canary_podium", "deliveries")
     assert sorted(r["status"] for r in rows) == [
         "accepted",

@@ -396,7 +396,7 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
                               if r["area_level"] == "pc4" and r["distance_band"] in inside]))  # fmt: skip
     # inequalities: the radius holding p of the located persons (rounded up to a step r of the
     # ladder) says at least p within r km and fewer within the step below; market_age's
-    # catchment c (10, 25, 50) says at least 80% within c and fewer within a smaller one
+    # catchment c (10, 25, 50) says at least 80% within c
     pc4 = [r for r in area if r["area_level"] == "pc4"]
 
     def share_bound(share: float, max_km: float, at_least: bool) -> None:
@@ -412,12 +412,15 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
         r_km = catchment[f"radius_{pct}_km"]
         if r_km is not None:
             share_bound(pct / 100, r_km, at_least=True)
-            share_bound(pct / 100, step_below(r_km), at_least=False)
+            if step_below(r_km) is not None:
+                share_bound(pct / 100, step_below(r_km), at_least=False)
+    # (a smaller radius says "less than 80%" only where its share is published: a withheld
+    # share is passed over, whatever it holds)
     radius = age[0]["catchment_radius_km"] if age else None
     if radius is not None:
         share_bound(0.8, radius, at_least=True)
         for smaller in (10, 25):
-            if smaller < radius:
+            if smaller < radius and catchment[f"share_within_{smaller}km"] is not None:
                 share_bound(0.8, smaller, at_least=False)
     return known, relations, bounds
 
@@ -426,12 +429,13 @@ def constraints_of(release: dict[str, list[dict]], inst: str, year: int):
 RADIUS_LADDER = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300)
 
 
-def step_below(radius: float) -> float:
+def step_below(radius: float) -> float | None:
+    """The step below a published radius; none below the first (no distance is below 0)."""
     if radius > RADIUS_LADDER[-1]:
         return radius - 100
     assert radius in RADIUS_LADDER, radius  # a published radius is a step
     i = RADIUS_LADDER.index(radius)
-    return RADIUS_LADDER[i - 1] if i else 0.0
+    return RADIUS_LADDER[i - 1] if i else None
 
 
 def lp_intervals(known: dict, relations: list, bounds: list = ()) -> dict:

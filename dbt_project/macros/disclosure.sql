@@ -216,12 +216,14 @@ from (
     end
 {%- endmacro %}
 
-{#- The step below a step of the ladder (0 below the first). -#}
+{#- The step below a step of the ladder. Below the first there is none: a radius of 5 km says
+    only "at least that share within 5 km" (no distance is below 0), so it is -1, a cut that
+    every area lies beyond (a cut at 0 would set the institution's own PC4 area apart). -#}
 {% macro radius_step_below(radius) -%}
     {%- set ladder = radius_ladder() -%}
     case
         {%- for step in ladder %}
-        when {{ radius }} = {{ step }} then {{ 0 if loop.first else ladder[loop.index0 - 1] }}
+        when {{ radius }} = {{ step }} then {{ -1 if loop.first else ladder[loop.index0 - 1] }}
         {%- endfor %}
         else {{ radius }} - 100
     end

@@ -10,9 +10,16 @@
                 'channel_unknown', 'birth_date_unparseable', 'research_opt_out_unknown',
                 'discipline_unknown', 'text_truncated', 'unknown_columns'] %}
 
+-- Only members of the registry: an upload into a folder that is no member's is rejected
+-- (unknown_institution) and stays in the ledger, but its folder name is free text, no member's
+-- package is its to show, and as a code it would be taken for another member's name.
 with ledger as (
     select * from {{ source('intake', 'deliveries') }}
     where status in ('accepted', 'rejected', 'duplicate')
+),
+
+members as (
+    select institution_code from {{ ref('stg_reference__institutions') }}
 ),
 
 final as (
@@ -38,6 +45,7 @@ final as (
         ) as {{ problem }}
         {%- endfor %}
     from ledger
+    where institution_code in (select institution_code from members)
 )
 
 select * from final
