@@ -66,7 +66,11 @@ def load_reference(home: DataHome) -> dict[str, int]:
         conn.execute("create or replace table wh.reference.institutions as select * from registry")
         conn.execute("commit")
         n_pc4 = conn.execute("select count(*) from wh.reference.pc4").fetchone()[0]
-    return {"institutions": len(members), "pc4_areas": n_pc4}
+        # members the market products cannot place: no PC4, or one the reference lacks
+        unplaced = [r[0] for r in conn.execute(
+            "select code from registry where lpad(trim(coalesce(pc4, '')), 4, '0') not in "
+            "(select pc4 from wh.reference.pc4) order by code").fetchall()]  # fmt: skip
+    return {"institutions": len(members), "pc4_areas": n_pc4, "without_location": unplaced}
 
 
 def check_centroids(

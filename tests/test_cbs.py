@@ -71,3 +71,14 @@ def test_an_area_without_a_centroid_is_refused_in_one_line_and_replaces_nothing(
     home.reference_pc4.write_text(good + "1014,GM0363,A,NH,52.36,,5\n")
     with pytest.raises(PublieksdataError, match=r"1 PC4 area\(s\) without a valid lat/lon .*1014"):
         load_reference(home)
+
+
+def test_members_the_market_products_cannot_place_are_named(home):
+    # a touring company without a PC4, a typo'd PC4: no distances for them (n_persons 0 in
+    # market_catchment), which the reference step says in a warning and its metadata
+    home.registry.write_text("code,name,discipline,pc4\nth_a,Theater A,theater,1011\n"
+                             "tour_b,Tour B,theater,\nth_c,Theater C,theater,9999\n")  # fmt: skip
+    home.reference_pc4.parent.mkdir(parents=True, exist_ok=True)
+    home.reference_pc4.write_text("pc4,gemeente_code,gemeente_naam,provincie,lat,lon,aantal_inwoners\n"
+                                  "1011,GM0363,A,NH,52.37,4.90,5\n")  # fmt: skip
+    assert load_reference(home)["without_location"] == ["th_c", "tour_b"]

@@ -155,8 +155,16 @@ def reference_data(context: dg.AssetExecutionContext):
     home = data_home()
     with warehouse_lock(home, f"reference data (run {context.run.run_id})"):
         counts = load_reference(home)
+    unplaced = counts["without_location"]
+    if unplaced:
+        context.log.warning(
+            f"{len(unplaced)} member(s) without a location ({', '.join(unplaced[:10])}): their PC4 "
+            "in institutions.csv is empty or not in the PC4 reference, so market_area has no "
+            "distances and market_catchment no shares or radii for them (n_persons 0)"
+        )
     yield dg.MaterializeResult(
-        asset_key=["reference", "institutions"], metadata={"institutions": counts["institutions"]}
+        asset_key=["reference", "institutions"],
+        metadata={"institutions": counts["institutions"], "without_location": unplaced},
     )
     yield dg.MaterializeResult(
         asset_key=["reference", "pc4"], metadata={"pc4_areas": counts["pc4_areas"]}
