@@ -78,7 +78,23 @@ def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str
         f"+ to_microseconds(cast(round(cast({expr} as double) * 86400) * 1000000 as bigint)) end"
     )
     fast = f"try_strptime({expr}, {_lit(first)}), " if first else ""
-    return f"coalesce({fast}try_strptime({expr}, [{formats}]), {serial})"
+    # ISO 8601 with an offset or Z (2025-03-01T19:00:00Z, ...+01:00, a Parquet TIMESTAMP WITH
+    # TIME ZONE as text: ...+00): the moment it names, in Europe/Amsterdam time (the standard's
+    # times are Amsterdam's); tried last, so a value of the other formats never gets here
+    zoned = ", ".join(_lit(f) for f in ZONED_FORMATS)
+    offset = (
+        rf"case when regexp_matches({expr}, '([Zz]|[+-](0\d|1[0-4])(:?(00|15|30|45))?)$') "
+        f"then timezone('Europe/Amsterdam', "
+        f"try_strptime(regexp_replace({expr}, '[Zz]$', '+00:00'), [{zoned}])) end"
+    )
+    return f"coalesce({fast}try_strptime({expr}, [{formats}]), {serial}, {offset})"
+
+
+# ISO 8601 date-times with a UTC offset (%z: +01:00, +0100 or +01; Z is read as +00:00)
+ZONED_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z",
+)  # fmt: skip
 
 
 DATE_COLUMNS = {"tickets": ("event_start", "sold_at", "birth_date"), "events": ("starts_at",)}

@@ -563,7 +563,8 @@ def test_a_typed_parquet_delivery_types_as_its_csv_would(tmp_path):
     they are, not formatted as text and parsed back; the typed table equals the one the same
     values give as CSV text. Where they differ the typed column is right: a price of 1.234
     as text reads as one thousand two hundred and thirty-four (a Dutch thousands
-    separator). An infinite timestamp is unparseable, and a time-zoned one stays text."""
+    separator). An infinite timestamp is unparseable, and a time-zoned one goes through its text
+    (2025-02-01 09:00:00+00), which names a moment: 10:00 in Amsterdam that day."""
     import datetime as dt
 
     import pyarrow as pa
@@ -619,7 +620,7 @@ def test_a_typed_parquet_delivery_types_as_its_csv_would(tmp_path):
     native, rows = typed("odd.parquet")
     assert native == {"price"}  # the zoned timestamp is read as text
     assert [(r[1], float(r[8])) for r in rows] == [("T1", 1.23), ("T2", 7.0)]
-    assert [r[6] for r in rows] == [None, None]  # sold_at: a zone is unparseable, as before
+    assert [r[6] for r in rows] == [dt.datetime(2025, 2, 1, 10, 0)] * 2  # sold_at, in Amsterdam
     native, [row] = typed("inf.parquet")
     assert native == {"event_start"} and row[4] is None and row[5]  # given, unparseable
 

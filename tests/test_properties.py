@@ -194,6 +194,26 @@ def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, 
     assert _parse(duck, _decimal, text) == _parse(duck, _decimal_full, text), text
 
 
+@pytest.mark.parametrize(
+    ("text", "amsterdam"),
+    [
+        ("2025-03-01T19:00:00Z", dt.datetime(2025, 3, 1, 20, 0)),  # winter: UTC+1
+        ("2025-07-01T19:00:00+02:00", dt.datetime(2025, 7, 1, 19, 0)),  # summer: UTC+2
+        ("2025-07-01T17:00:00.250+0000", dt.datetime(2025, 7, 1, 19, 0, 0, 250000)),
+        ("2025-07-01 12:00-05:00", dt.datetime(2025, 7, 1, 19, 0)),
+        ("2025-03-01 19:00:00+00", dt.datetime(2025, 3, 1, 20, 0)),  # a Parquet zoned timestamp
+        ("2025-03-30T01:30:00Z", dt.datetime(2025, 3, 30, 3, 30)),  # the night clocks go forward
+        ("2025-03-01T19:00:00", dt.datetime(2025, 3, 1, 19, 0)),  # no offset: Amsterdam already
+        ("2025-03-01T19:00:00+25:00", None),
+    ],
+)
+def test_an_iso_time_with_an_offset_is_the_moment_it_names_in_amsterdam(duck, text, amsterdam):
+    """delivery-standard.md: dates in ISO 8601, times in Europe/Amsterdam. A value with an
+    offset or Z (web shops' exports, Parquet TIMESTAMP WITH TIME ZONE) names a moment: it is
+    kept as Amsterdam's time of that moment, not rejected as unparseable."""
+    assert _parse(duck, _timestamp, text) == amsterdam
+
+
 MOMENT = st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2035, 12, 31)).map(
     lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
 )
