@@ -290,9 +290,14 @@ def _prepare(
             return rows
         text_columns = [c for c in read.columns if c not in read.native]
         formats = date_formats_of(conn, kind, text_columns, relation)
-        typed_sql = typed_tickets_sql if kind == "tickets" else typed_events_sql
-        conn.execute(typed_sql(read.columns, formats, table, read.native, relation.sql),
-                     relation.params)  # fmt: skip
+        if kind == "tickets":
+            # only ;-files (Dutch Excel) write a decimal comma: the other CSVs a point
+            point = read.file_format == "csv" and read.delimiter != ";"
+            sql = typed_tickets_sql(read.columns, formats, table, read.native, relation.sql,
+                                    decimal_point=point)  # fmt: skip
+        else:
+            sql = typed_events_sql(read.columns, formats, table, read.native, relation.sql)
+        conn.execute(sql, relation.params)
         return conn.execute(f"select count(*) from {table}").fetchone()[0]
 
     try:

@@ -139,9 +139,14 @@ def date_formats_of(conn, kind: str, columns: list[str], relation) -> dict[str, 
     return detect_date_formats(conn, kind, present, relation.head(present), relation.head_params)
 
 
-def _decimal(expr: str, native: bool = False) -> str:
+def _decimal(expr: str, native: bool = False, decimal_point: bool = False) -> str:
     """Decimal with either separator: 12,50 / 1.234,50 / 12.50 / 1,234.50 / EUR 12,50; a
     number column as it is (as text, a price of 1.234 would read as one thousand).
+
+    ``decimal_point``: the file writes decimals with a point (delivery-standard.md: a CSV
+    delimited by commas or tabs; only ``;``-files from Dutch Excel use a decimal comma), so a
+    number with one point is a decimal whatever its digits: 8.125 is 8.13, not 8,125. Without
+    it (``;``-files, XLSX text, Parquet text) 8.125 is a Dutch thousands group.
 
     Most prices are plain (12.50, 12,50, 12): one match on the value as given decides them, and
     only the rest goes through the full parse (``_decimal_full``) with its currency signs and
@@ -153,16 +158,16 @@ def _decimal(expr: str, native: bool = False) -> str:
     return (
         rf"case when regexp_full_match({expr}, '-?\d+([.,]\d{{1,2}})?') "
         f"then try_cast(replace({expr}, ',', '.') as decimal(12, 2)) "
-        f"else {_decimal_full(expr)} end"
+        f"else {_decimal_full(expr, decimal_point)} end"
     )
 
 
-def _decimal_full(expr: str) -> str:
+def _decimal_full(expr: str, decimal_point: bool = False) -> str:
     """``_decimal``'s parse of any text: currency signs and spaces out, then the separators."""
     e = f"regexp_replace({expr}, '[€\\s]|EUR', '', 'g')"
+    point = rf"when regexp_matches({e}, '^-?\d+\.\d+$') then {e} " if decimal_point else ""
     return (
-        "try_cast(case "
-        rf"when regexp_matches({e}, '^-?\d{{1,3}}(\.\d{{3}})+(,\d+)?$') "
+        "try_cast(case " + point + rf"when regexp_matches({e}, '^-?\d{{1,3}}(\.\d{{3}})+(,\d+)?$') "
         f"then replace(replace({e}, '.', ''), ',', '.') "
         rf"when regexp_matches({e}, '^-?\d+,\d+$') then replace({e}, ',', '.') "
         rf"when regexp_matches({e}, '^-?\d{{1,3}}(,\d{{3}})+(\.\d+)?$') then replace({e}, ',', '') "
@@ -186,9 +191,11 @@ def typed_tickets_sql(
     table: str = "typed",
     native: frozenset[str] | set[str] = frozenset(),
     source: str = "raw",
+    decimal_point: bool = False,
 ) -> str:
     """The typed table of a tickets delivery, from ``source`` (a table, or a relation in
-    parentheses); ``native``: its columns that are not text (``native_fits``). A table of the
+    parentheses); ``native``: its columns that are not text (``native_fits``);
+    ``decimal_point``: its prices write decimals with a point (``_decimal``). A table of the
     work database's own catalog, not a temporary one: in the single pass (ingest/intake.py)
     the worker that loads a group reads the tables other workers typed."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
@@ -214,7 +221,7 @@ def typed_tickets_sql(
         {c["event_start"]} is not null as event_start_given,
         {_timestamp(c["sold_at"], f.get("sold_at"), "sold_at" in native)} as sold_at,
         {c["sold_at"]} is not null as sold_at_given,
-        {_decimal(c["price"], "price" in native)} as price,
+        {_decimal(c["price"], "price" in native, decimal_point)} as price,
         {c["price"]} is not null as price_given,
         {_case_map(c["ticket_type"], TICKET_TYPES, "'other'")} as ticket_type,
         {c["ticket_type"]} is not null

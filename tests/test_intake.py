@@ -224,7 +224,8 @@ def test_ragged_rows_are_named_by_row_number_without_their_values(home):
 
 def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     """Windows-1252's own characters (the euro sign, S and Z with caron), the two-year lead
-    time to the day, capacities with Dutch thousands, and Dutch forms of address."""
+    time to the day, capacities with Dutch thousands, a decimal point only where the file's
+    delimiter is no semicolon, and Dutch forms of address."""
     write_minimal_sector(home)
     utf8 = ("ticket_id,order_id,event_id,event_start,sold_at,price,last_name,birth_date,"
             "postcode,gender\n"
@@ -244,6 +245,11 @@ def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     lead = "ticket_id,order_id,event_id,event_start,sold_at,price\n"
     deliver(home, "th_a", "two_years.csv", lead + "L1,O3,E1,2027-06-01,2025-06-01,10\n")
     deliver(home, "th_a", "two_years_and_a_day.csv", lead + "L2,O4,E1,2027-06-01,2025-05-31,10\n")
+    # a point with three digits: a decimal point in a ,-file, a thousands group in a ;-file
+    deliver(home, "th_a", "point.csv", lead + "P1,O7,E1,2025-03-01,2025-02-01,8.125\n")
+    deliver(
+        home, "th_a", "comma.csv", lead.replace(",", ";") + "P2;O8;E1;2025-03-01;2025-02-01;8.125\n"
+    )
     events = "event_id;starts_at;discipline;capaciteit\n"
     deliver(home, "th_a", "events_thousands.csv", events + "E1;01-03-2025 20:00;theater;1.200\n")
     deliver(home, "th_a", "events_fraction.csv", events + "E2;01-03-2025 20:00;theater;12.7\n")
@@ -253,6 +259,7 @@ def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     del status["unclear_opt_out.csv"]
     assert status == {"utf8.csv": "validated", "windows.csv": "validated",
                       "two_years.csv": "validated", "two_years_and_a_day.csv": "rejected",
+                      "point.csv": "validated", "comma.csv": "validated",
                       "events_thousands.csv": "validated", "events_fraction.csv": "rejected"}  # fmt: skip
     late = outcomes["two_years_and_a_day.csv"].problems[0]
     assert (late["rule"], late["column"], late["rows"]) == ("lead_time", "sold_at", [1])
@@ -263,13 +270,14 @@ def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     try:
         rows = dict(conn.execute(
             "select ticket_id, (price, gender, sector_pseudonym) from pseudo.tickets "
-            "where ticket_id in ('U1', 'W1', 'X1', 'X2')").fetchall())  # fmt: skip
+            "where ticket_id in ('U1', 'W1', 'X1', 'X2', 'P1', 'P2')").fetchall())  # fmt: skip
         capacity = conn.execute("select capacity from pseudo.events where event_id = 'E1'")
         [(seats,)] = capacity.fetchall()
     finally:
         conn.close()
     assert (float(rows["U1"][0]), rows["U1"][1]) == (12.5, "v")
     assert (float(rows["W1"][0]), rows["W1"][1]) == (1234.5, "m")
+    assert (float(rows["P1"][0]), float(rows["P2"][0])) == (8.13, 8125.0)
     # one person, whichever encoding the member's export used
     assert rows["U1"][2] is not None and rows["U1"][2] == rows["W1"][2]
     assert seats == 1200

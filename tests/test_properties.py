@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from decimal import Decimal
+from functools import partial
 
 import duckdb
 import pytest
@@ -190,8 +191,33 @@ def test_a_price_in_any_accepted_notation_parses_to_its_value(duck, data, amount
 @example("123456789012,34")
 def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, text):
     """_decimal decides plain prices (12.50, 12,50, 12) by one match and sends the rest to the
-    full parse: the shortcut must never read a text differently."""
-    assert _parse(duck, _decimal, text) == _parse(duck, _decimal_full, text), text
+    full parse: the shortcut must never read a text differently, in a file with a decimal
+    point or a decimal comma."""
+    for point in (False, True):
+        fast = _parse(duck, partial(_decimal, decimal_point=point), text)
+        assert fast == _parse(duck, partial(_decimal_full, decimal_point=point), text), (
+            text,
+            point,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "comma_file", "point_file"),
+    [
+        ("8.125", Decimal("8125"), Decimal("8.13")),  # one point: a decimal in a ,-file
+        ("1.250", Decimal("1250"), Decimal("1.25")),
+        ("1.234.567", Decimal("1234567"), Decimal("1234567")),  # two points: thousands
+        ("1.234,50", Decimal("1234.50"), Decimal("1234.50")),
+        ("1,234.50", Decimal("1234.50"), Decimal("1234.50")),
+        ("12,50", Decimal("12.50"), Decimal("12.50")),
+        ("€ 8.125", Decimal("8125"), Decimal("8.13")),
+    ],
+)
+def test_a_point_is_a_decimal_point_in_a_file_that_writes_one(duck, text, comma_file, point_file):
+    """delivery-standard.md: ;-files from Dutch Excel use a decimal comma, so there a point
+    groups thousands; a CSV delimited by commas or tabs writes decimals with a point."""
+    assert _parse(duck, _decimal, text) == comma_file
+    assert _parse(duck, partial(_decimal, decimal_point=True), text) == point_file
 
 
 @pytest.mark.parametrize(
