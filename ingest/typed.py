@@ -163,16 +163,26 @@ def _decimal(expr: str, native: bool = False, decimal_point: bool = False) -> st
 
 
 def _decimal_full(expr: str, decimal_point: bool = False) -> str:
-    """``_decimal``'s parse of any text: currency signs and spaces out, then the separators."""
+    """``_decimal``'s parse of any text: currency signs and spaces out, then the separators.
+    With ``decimal_point`` a comma before three digits groups thousands (1,234 is 1,234), as a
+    point does in a file with a decimal comma; a comma before one or two digits is a decimal
+    comma in every file (12,50)."""
     e = f"regexp_replace({expr}, '[€\\s]|EUR', '', 'g')"
-    point = rf"when regexp_matches({e}, '^-?\d+\.\d+$') then {e} " if decimal_point else ""
-    return (
-        "try_cast(case " + point + rf"when regexp_matches({e}, '^-?\d{{1,3}}(\.\d{{3}})+(,\d+)?$') "
+    point = rf"when regexp_matches({e}, '^-?\d+\.\d+$') then {e} "
+    dot_thousands = (
+        rf"when regexp_matches({e}, '^-?\d{{1,3}}(\.\d{{3}})+(,\d+)?$') "
         f"then replace(replace({e}, '.', ''), ',', '.') "
-        rf"when regexp_matches({e}, '^-?\d+,\d+$') then replace({e}, ',', '.') "
-        rf"when regexp_matches({e}, '^-?\d{{1,3}}(,\d{{3}})+(\.\d+)?$') then replace({e}, ',', '') "
-        f"else {e} end as decimal(12, 2))"
     )
+    comma_decimal = rf"when regexp_matches({e}, '^-?\d+,\d+$') then replace({e}, ',', '.') "
+    comma_thousands = (
+        rf"when regexp_matches({e}, '^-?\d{{1,3}}(,\d{{3}})+(\.\d+)?$') then replace({e}, ',', '') "
+    )
+    rules = (
+        [point, dot_thousands, comma_thousands, comma_decimal]
+        if decimal_point
+        else [dot_thousands, comma_decimal, comma_thousands]
+    )
+    return "try_cast(case " + "".join(rules) + f"else {e} end as decimal(12, 2))"
 
 
 def _whole(number: str) -> str:

@@ -179,6 +179,8 @@ def test_a_price_in_any_accepted_notation_parses_to_its_value(duck, data, amount
     ]  # fmt: skip
     text = data.draw(st.sampled_from(notations))
     assert _parse(duck, _decimal, text) == amount, text
+    # and in a file that writes a decimal point (a ,-delimited CSV)
+    assert _parse(duck, partial(_decimal, decimal_point=True), text) == amount, text
 
 
 @BOUNDED
@@ -209,7 +211,8 @@ def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, 
         ("1.234.567", Decimal("1234567"), Decimal("1234567")),  # two points: thousands
         ("1.234,50", Decimal("1234.50"), Decimal("1234.50")),
         ("1,234.50", Decimal("1234.50"), Decimal("1234.50")),
-        ("12,50", Decimal("12.50"), Decimal("12.50")),
+        ("12,50", Decimal("12.50"), Decimal("12.50")),  # one or two digits: a decimal comma
+        ("1,234", Decimal("1.23"), Decimal("1234")),  # a comma file's decimal; else thousands
         ("€ 8.125", Decimal("8125"), Decimal("8.13")),
     ],
 )
