@@ -81,19 +81,23 @@ def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str
     # ISO 8601 with an offset or Z (2025-03-01T19:00:00Z, ...+01:00, a Parquet TIMESTAMP WITH
     # TIME ZONE as text: ...+00): the moment it names, in Europe/Amsterdam time (the standard's
     # times are Amsterdam's); tried last, so a value of the other formats never gets here
-    zoned = ", ".join(_lit(f) for f in ZONED_FORMATS)
+    # (one try_strptime per format: with a list of formats DuckDB rolls 30 February over into
+    # March where each format alone refuses it)
+    utc = f"regexp_replace({expr}, '[Zz]$', '+00:00')"
+    zoned = ", ".join(f"try_strptime({utc}, {_lit(f)})" for f in ZONED_FORMATS)
     offset = (
-        rf"case when regexp_matches({expr}, '([Zz]|[+-](0\d|1[0-4])(:?(00|15|30|45))?)$') "
-        f"then timezone('Europe/Amsterdam', "
-        f"try_strptime(regexp_replace({expr}, '[Zz]$', '+00:00'), [{zoned}])) end"
+        rf"case when regexp_matches({expr}, "
+        rf"'([Zz]|[+-]((0\d|1[0-3])(:?(00|15|30|45))?|14(:?00)?))$') "
+        f"then timezone('Europe/Amsterdam', coalesce({zoned})) end"
     )
     return f"coalesce({fast}try_strptime({expr}, [{formats}]), {serial}, {offset})"
 
 
-# ISO 8601 date-times with a UTC offset (%z: +01:00, +0100 or +01; Z is read as +00:00)
+# ISO 8601 date-times with a UTC offset (%z: +01:00, +0100 or +01; Z is read as +00:00;
+# %n: a fraction of 1 to 9 digits, as .NET and Java write them)
 ZONED_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
-    "%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z",
+    "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%n%z",
+    "%Y-%m-%d %H:%M:%S.%n%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z",
 )  # fmt: skip
 
 
@@ -166,17 +170,15 @@ def _decimal_full(expr: str, decimal_point: bool = False) -> str:
     """``_decimal``'s parse of any text: currency signs and spaces out, then the separators.
     With ``decimal_point`` a comma before three digits groups thousands (1,234 is 1,234), as a
     point does in a file with a decimal comma; a comma before one or two digits is a decimal
-    comma in every file (12,50)."""
+    comma in every file (12,50). A thousands group never follows a lone 0 (0,999 is 1.00)."""
     e = f"regexp_replace({expr}, '[€\\s]|EUR', '', 'g')"
     point = rf"when regexp_matches({e}, '^-?\d+\.\d+$') then {e} "
     dot_thousands = (
-        rf"when regexp_matches({e}, '^-?\d{{1,3}}(\.\d{{3}})+(,\d+)?$') "
+        rf"when regexp_matches({e}, '^-?[1-9]\d{{0,2}}(\.\d{{3}})+(,\d+)?$') "
         f"then replace(replace({e}, '.', ''), ',', '.') "
     )
     comma_decimal = rf"when regexp_matches({e}, '^-?\d+,\d+$') then replace({e}, ',', '.') "
-    comma_thousands = (
-        rf"when regexp_matches({e}, '^-?\d{{1,3}}(,\d{{3}})+(\.\d+)?$') then replace({e}, ',', '') "
-    )
+    comma_thousands = rf"when regexp_matches({e}, '^-?[1-9]\d{{0,2}}(,\d{{3}})+(\.\d+)?$') then replace({e}, ',', '') "
     rules = (
         [point, dot_thousands, comma_thousands, comma_decimal]
         if decimal_point

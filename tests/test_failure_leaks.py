@@ -28,7 +28,8 @@ def tickets(price: str) -> str:
     )
 
 
-def strict_decimal(expr: str, native: bool = False) -> str:  # ingest.typed._decimal's signature
+def strict_decimal(expr: str, native: bool = False, decimal_point: bool = False) -> str:
+    # ingest.typed._decimal's signature
     return f"cast({expr} as decimal(12, 2))"  # raises, quoting the value, on a bad price
 
 

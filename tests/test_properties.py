@@ -214,6 +214,8 @@ def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, 
         ("12,50", Decimal("12.50"), Decimal("12.50")),  # one or two digits: a decimal comma
         ("1,234", Decimal("1.23"), Decimal("1234")),  # a comma file's decimal; else thousands
         ("€ 8.125", Decimal("8125"), Decimal("8.13")),
+        ("0,999", Decimal("1.00"), Decimal("1.00")),  # no thousands group after a lone 0
+        ("0.500", Decimal("0.50"), Decimal("0.50")),
     ],
 )
 def test_a_point_is_a_decimal_point_in_a_file_that_writes_one(duck, text, comma_file, point_file):
@@ -234,6 +236,11 @@ def test_a_point_is_a_decimal_point_in_a_file_that_writes_one(duck, text, comma_
         ("2025-03-30T01:30:00Z", dt.datetime(2025, 3, 30, 3, 30)),  # the night clocks go forward
         ("2025-03-01T19:00:00", dt.datetime(2025, 3, 1, 19, 0)),  # no offset: Amsterdam already
         ("2025-03-01T19:00:00+25:00", None),
+        ("2025-03-01T19:00:00+14:45", None),  # offsets run from -14:00 to +14:00
+        ("2025-02-30T10:00:00Z", None),  # no 30 February (not 2 March)
+        ("2025-03-01T19:00:00.1234567+01:00", dt.datetime(2025, 3, 1, 19, 0, 0, 123456)),
+        ("2025-10-26T00:30:00Z", dt.datetime(2025, 10, 26, 2, 30)),  # clocks go back: 02:30
+        ("2025-10-26T01:30:00Z", dt.datetime(2025, 10, 26, 2, 30)),  # ... twice
     ],
 )
 def test_an_iso_time_with_an_offset_is_the_moment_it_names_in_amsterdam(duck, text, amsterdam):
