@@ -1013,9 +1013,13 @@ def _deliveries(tables: dict[str, Table]) -> str:
         + "".join(cells)
         + "</table>"
     )
-    more = f"De nieuwste {DELIVERIES_SHOWN} staan hier; a" if len(rows) > DELIVERIES_SHOWN else "A"
+    every = (
+        f"De nieuwste {DELIVERIES_SHOWN} staan hier; alle"
+        if len(rows) > DELIVERIES_SHOWN
+        else "Alle"
+    )
     out.append(
-        f'<p class="note">{more}lle bestanden staan in <code>csv/deliveries.csv</code>. Het '
+        f'<p class="note">{every} bestanden staan in <code>csv/deliveries.csv</code>. Het '
         "controlegetal is het begin van de SHA-256 van het bestand (<code>sha256sum</code>): zo "
         "weet u welk bestand het was. Een afgekeurd bestand laadt niets; het afkeurrapport noemt "
         "de regels en kolommen.</p>"
