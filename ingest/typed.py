@@ -171,7 +171,8 @@ def _decimal_full(expr: str, decimal_point: bool = False) -> str:
     With ``decimal_point`` a comma before three digits groups thousands (1,234 is 1,234), as a
     point does in a file with a decimal comma; a comma before one or two digits is a decimal
     comma in every file (12,50). A thousands group never follows a lone 0 (0,999 is 1.00)."""
-    e = f"regexp_replace({expr}, '[€\\s]|EUR', '', 'g')"
+    # the euro sign, EUR (any case), spaces and a leading plus sign are no part of the number
+    e = f"regexp_replace({expr}, '[€\\s]|(?i:eur)|^\\+', '', 'g')"
     point = rf"when regexp_matches({e}, '^-?\d+\.\d+$') then {e} "
     dot_thousands = (
         rf"when regexp_matches({e}, '^-?[1-9]\d{{0,2}}(\.\d{{3}})+(,\d+)?$') "

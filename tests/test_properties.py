@@ -184,7 +184,7 @@ def test_a_price_in_any_accepted_notation_parses_to_its_value(duck, data, amount
 
 
 @BOUNDED
-@given(st.text(alphabet="0123456789.,-€EUR \t", max_size=16))
+@given(st.text(alphabet="0123456789.,-+€EURe \t", max_size=16))
 @example("12,50")
 @example("1.234")
 @example("8.125")
@@ -216,6 +216,9 @@ def test_the_plain_price_shortcut_reads_every_text_as_the_full_parse_does(duck, 
         ("€ 8.125", Decimal("8125"), Decimal("8.13")),
         ("0,999", Decimal("1.00"), Decimal("1.00")),  # no thousands group after a lone 0
         ("0.500", Decimal("0.50"), Decimal("0.50")),
+        ("+1.234", Decimal("1234"), Decimal("1.23")),  # a plus sign changes nothing
+        ("+12,50", Decimal("12.50"), Decimal("12.50")),
+        ("12,50 eur", Decimal("12.50"), Decimal("12.50")),
     ],
 )
 def test_a_point_is_a_decimal_point_in_a_file_that_writes_one(duck, text, comma_file, point_file):
