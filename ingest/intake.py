@@ -531,6 +531,14 @@ def _take(conn, home: DataHome, members: dict, file_key: bytes, today: date | No
             )
 
 
+def _upload_order(upload: Path) -> tuple[int, str]:
+    """An upload's place in its member's night: when it was written, then its name."""
+    try:
+        return upload.lstat().st_mtime_ns, upload.name
+    except OSError:  # gone meanwhile: skipped below
+        return 0, upload.name
+
+
 def _sealed_items(conn, home: DataHome, file_key: bytes,
                   only: list[str] | None) -> Iterator[_Item]:  # fmt: skip
     """The files to read: originals left in quarantine by an interrupted run, then the new
@@ -564,14 +572,17 @@ def _sealed_items(conn, home: DataHome, file_key: bytes,
             yield items[-1]
     left = {(item.institution, item.file_name, item.sha) for item in items}
     # 2. new uploads, sealed by PUBLIEKSDATA_INTAKE_WORKERS threads (hashing and AES-GCM
-    # release the GIL part of the time; each file is fsynced) but taken in name order, so which of two equal files is the duplicate
-    # never depends on timing
+    # release the GIL part of the time; each file is fsynced) but taken in a fixed order: per
+    # member in upload order (modification time, then name), so that of a ticket delivered
+    # twice in one night the later upload wins (delivery-standard.md: "a later delivery ...
+    # replaces the earlier row"), and which of two equal files is the duplicate never depends
+    # on the threads' timing
     uploads: list[tuple[Path, str, str, tuple[int, int, int]]] = []  # upload, member, name, state
     if home.landing.exists():
         for folder in sorted(
             p for p in home.landing.iterdir() if p.is_dir() and not p.is_symlink()
         ):
-            for upload in sorted(folder.iterdir()):
+            for upload in sorted(folder.iterdir(), key=_upload_order):
                 if only is not None and str(upload.relative_to(home.landing)) not in only:
                     continue
                 if upload.is_symlink():

@@ -477,6 +477,31 @@ def test_a_ticket_delivered_twice_in_one_night_keeps_the_later_row(home, monkeyp
     assert loaded == [("a_sales.csv", 4), ("b_correction.csv", 2), ("c_other_member.csv", 1)]
 
 
+def test_of_two_uploads_in_one_night_the_later_one_wins_whatever_their_names(home):
+    """delivery-standard.md: a later delivery with the same ticket_id replaces the earlier row.
+    Within one night "later" is the upload's time (its modification time), not its name: a
+    correction uploaded after the sales file wins even when its name sorts first."""
+    import os
+
+    write_minimal_sector(home)
+    sales = deliver(home, "th_a", "z_sales.csv", tickets_csv(3))
+    correction = deliver(home, "th_a", "a_correction.csv",
+                         tickets_csv(1).replace("12.50", "15.00"))  # T0 again, new price  # fmt: skip
+    os.utime(sales, ns=(1_700_000_000_000_000_000,) * 2)
+    os.utime(correction, ns=(1_700_000_060_000_000_000,) * 2)  # a minute later
+    take_deliveries(home)
+    pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        prices = dict(conn.execute("select ticket_id, price from pseudo.tickets").fetchall())
+        taken = [r[0] for r in conn.execute(
+            "select file_name from intake.deliveries order by delivery_id").fetchall()]  # fmt: skip
+    finally:
+        conn.close()
+    assert taken == ["z_sales.csv", "a_correction.csv"]
+    assert float(prices["T0"]) == 15.0 and float(prices["T1"]) == 12.5
+
+
 def test_a_streamed_insert_writes_what_the_general_path_writes(home, monkeypatch):
     """Most groups go into the warehouse as their join streams (no one of the group on the
     suppression list, no ticket twice; privacy/step.py). The general path keeps the keyed rows

@@ -22,7 +22,7 @@ EXPECTED = {
     "b3_no_price.csv": "rejected",
     "c.csv": "rejected",  # not a member
 }  # fmt: skip
-# landing order: folders, then files, by name
+# landing order: folders by name, then files in upload order (a_night writes them by name)
 ORDER = ["b0.csv", "b1_bad_price.csv", "b2_copy_of_b1.csv", "b3_no_price.csv",
          "a0.csv", "a1.csv", "a2.csv", "a3.csv", "a4_copy_of_a0.csv", "c.csv"]  # fmt: skip
 

@@ -4,6 +4,8 @@ It ends as intake and the privacy step run one after the other; deliveries are l
 order they were taken whichever worker read them; a failure before a group's commit loses
 nothing and the next run finishes."""
 
+import os
+
 import duckdb
 import pytest
 from conftest import deliver
@@ -31,9 +33,14 @@ def test_the_single_pass_ends_as_intake_and_the_privacy_step_do(home, monkeypatc
     monkeypatch.setattr(privacy.step, "GROUP_ROWS", 70)
     monkeypatch.setattr(ingest.intake, "canonical_path", no_canonical_file)
     a_night(home)
-    deliver(home, "th_a", "a2_events.csv", EVENTS)
+    events = deliver(home, "th_a", "a2_events.csv", EVENTS)
+    # uploaded a second after th_a's other files (a clock tick can hold several writes: a tie
+    # would fall back to the name)
+    last = max(p.stat().st_mtime_ns for p in events.parent.iterdir())
+    os.utime(events, ns=(last + 1_000_000_000,) * 2)
     outcomes, loaded = take_and_pseudonymise(home)
-    order = ORDER[:7] + ["a2_events.csv"] + ORDER[7:]
+    # uploaded last of th_a's files: taken after them (landing order is upload order)
+    order = ORDER[:9] + ["a2_events.csv"] + ORDER[9:]
     assert [o.file_name for o in outcomes] == order
     assert {o.file_name: o.status for o in outcomes} == {**EXPECTED, "a2_events.csv": "validated"}
     assert {o.delivery_id for o in loaded} == {
