@@ -26,7 +26,7 @@ PC4_REQUIRED = (
 )
 
 
-def load_reference(home: DataHome) -> dict[str, int]:
+def load_reference(home: DataHome) -> dict[str, int | list[str]]:
     members = load_registry(home)  # validates the registry before anything is replaced
     if not home.reference_pc4.is_file():
         raise PublieksdataError(
