@@ -10,11 +10,12 @@ for them, in Python, under the keyring's chain, and then, in one transaction:
 - adds those pseudonyms to ``meta.erased`` (the suppression list: pseudonyms
   only, needed to keep the person out of later deliveries);
 - unlinks their rows in ``pseudo.tickets`` (``unlink_erased``): the row stays,
-  so ticket totals and revenue stay right, but it loses both pseudonyms and the
+  so ticket totals and revenue stay right, but it loses both pseudonyms (their heads) and the
   person's attributes (PC4, birth year, gender, country) -- it becomes a ticket
   that describes no one. A row of someone else that merely carried an erased
   customer number keeps its own sector pseudonym and loses only the link;
-- deletes the record keys (pseudo.person_record_keys) of the erased pseudonyms;
+- deletes the erased pseudonyms from pseudo.person_record_keys (where the warehouse keeps
+  each person key's full text, with its record key);
 - writes one line to ``meta.erasure_log``: when, which kind of identifier, how
   many pseudonyms and rows -- never the identifier, never a pseudonym.
 
@@ -36,7 +37,13 @@ from privacy.keyring import Keyring, open_keyring
 from privacy.normalise import normalise_customer_id, normalise_email, normalise_phone
 from privacy.pseudonymise import customer_pseudonym, sector_pseudonym
 from publieksdata.settings import DataHome, PublieksdataError
-from publieksdata.warehouse import check_keyring, transaction, work_connection
+from publieksdata.warehouse import (
+    check_keyring,
+    execute_on_pseudonyms,
+    pseudonym_head,
+    transaction,
+    work_connection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,11 @@ KINDS = ("email", "phone", "customer_id")
 
 ERASED_SECTOR = "(select pseudonym from wh.meta.erased where kind = 'sector')"
 ERASED_CUSTOMER = "(select pseudonym from wh.meta.erased where kind = 'customer')"
+# ... as heads, which is how pseudo.tickets holds a person (publieksdata/warehouse.py)
+ERASED_SECTOR_HEADS = (f"(select {pseudonym_head('pseudonym')} from wh.meta.erased "
+                       "where kind = 'sector')")  # fmt: skip
+ERASED_CUSTOMER_HEADS = (f"(select {pseudonym_head('pseudonym')} from wh.meta.erased "
+                         "where kind = 'customer')")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,12 +98,21 @@ def _seed_pseudonyms(keyring: Keyring, request: ErasureRequest) -> tuple[list[st
 
 
 def _co_occurring(conn, wanted: str, given: str, pseudonyms: list[str]) -> set[str]:
-    """Pseudonyms in column ``wanted`` on rows whose column ``given`` is one of ``pseudonyms``."""
+    """The pseudonyms whose heads are in column ``wanted`` (sector_head, customer_head) on rows
+    whose column ``given`` holds the head of one of ``pseudonyms``; each head's pseudonym is
+    the one pseudo.person_record_keys keeps for it."""
     if not pseudonyms:
         return set()
-    rows = conn.execute(
-        f"select distinct {wanted} from wh.pseudo.tickets "
-        f"where {wanted} is not null and {given} in (select unnest(?::varchar[]))",
+    rows = execute_on_pseudonyms(
+        conn,
+        f"""
+        select k.person_key from wh.pseudo.person_record_keys k
+        where k.person_head in (
+            select {wanted} from wh.pseudo.tickets
+            where {given} in (select {pseudonym_head("p")} from unnest(?::varchar[]) as t(p))
+        )
+        """,
+        "finding the person's other pseudonyms",
         [pseudonyms],
     ).fetchall()
     return {r[0] for r in rows}
@@ -105,10 +126,8 @@ def resolve_person(conn, sector: list[str], customer: list[str]) -> tuple[set[st
     accounts seen with it. No further: a shared account (a family's, a box office "guest")
     must not pull in other people's e-mail addresses.
     """
-    sectors = set(sector) | _co_occurring(conn, "sector_pseudonym", "customer_pseudonym", customer)
-    customers = set(customer) | _co_occurring(
-        conn, "customer_pseudonym", "sector_pseudonym", sorted(sectors)
-    )
+    sectors = set(sector) | _co_occurring(conn, "sector_head", "customer_head", customer)
+    customers = set(customer) | _co_occurring(conn, "customer_head", "sector_head", sorted(sectors))
     return sectors, customers
 
 
@@ -133,20 +152,23 @@ def unlink_erased(conn) -> int:
     pseudonyms and the person's attributes. A row with a live sector pseudonym and an erased
     account keeps its own pseudonym and loses only the account.
     """
-    person_rows = conn.execute(
+    person_rows = execute_on_pseudonyms(
+        conn,
         f"""
         update wh.pseudo.tickets set
-            sector_pseudonym = null, customer_pseudonym = null,
             sector_head = null, customer_head = null,
             pc4 = null, birth_year = null, gender = 'unknown', country = null,
             loaded_at = now()  -- the row changed: its institution is rebuilt (incremental dbt)
-        where sector_pseudonym in {ERASED_SECTOR}
-           or (sector_pseudonym is null and customer_pseudonym in {ERASED_CUSTOMER})
-        """
+        where sector_head in {ERASED_SECTOR_HEADS}
+           or (sector_head is null and customer_head in {ERASED_CUSTOMER_HEADS})
+        """,
+        "unlinking the erased persons",
     ).fetchone()[0]
-    account_rows = conn.execute(
-        "update wh.pseudo.tickets set customer_pseudonym = null, customer_head = null, "
-        f"loaded_at = now() where customer_pseudonym in {ERASED_CUSTOMER}"
+    account_rows = execute_on_pseudonyms(
+        conn,
+        "update wh.pseudo.tickets set customer_head = null, "
+        f"loaded_at = now() where customer_head in {ERASED_CUSTOMER_HEADS}",
+        "unlinking the erased accounts",
     ).fetchone()[0]
     # the record keys of erased pseudonyms go too (the perturbation keys of docs/metrics.md)
     conn.execute(

@@ -28,7 +28,6 @@ from privacy.normalise import (
     normalise_email,
     normalise_phone,
 )
-from publieksdata.warehouse import pseudonym_head
 
 
 def pseudonym(key: bytes, kind: str, value: str) -> str:
@@ -150,54 +149,51 @@ def record_key(key: bytes, person_key: str) -> float:
     return int.from_bytes(digest[: RECORD_KEY_BITS // 8], "big") / 2**RECORD_KEY_BITS
 
 
-def add_record_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
-    """Give every person key of ``candidates_sql`` (one column) that has none its record key;
-    returns how many were added.
+def add_person_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
+    """Store the person keys of ``candidates_sql`` (columns: a pseudonym, its head; none of them
+    in pseudo.person_record_keys yet) with their record keys; returns how many.
 
     One HMAC per new person key, computed by DuckDB with the record key bound as a parameter
     (privacy/keyed_sql.py; ``record_key`` above is the reference), never as SQL text. A person
     who has a record key keeps it (after a key rotation that is the key carried over from the
     old pseudonym, privacy/rotation.py).
     """
-    import duckdb
-
     from privacy.keyed_sql import KeyParams, execute_keyed
 
-    conn.execute(
-        "create or replace temp table record_candidates as "
-        f"select distinct candidate.p as person_key from ({candidates_sql}) as candidate(p) "
-        "where candidate.p is not null and candidate.p not in "
-        "(select person_key from wh.pseudo.person_record_keys)"
-    )
-    try:
-        [(n,)] = conn.execute("select count(*) from record_candidates").fetchall()
-        if n:
-            params = KeyParams("r")
-            expr = params.record_key_sql(keyring.derive("record"), "person_key")
-            execute_keyed(
-                conn,
-                "insert into wh.pseudo.person_record_keys (person_key, record_key, person_head) "
-                f"select person_key, {expr}, {pseudonym_head('person_key')} "
-                "from record_candidates",
-                params,
-                "computing record keys",
-            )
-    finally:
-        try:
-            conn.execute("drop table if exists record_candidates")
-        except duckdb.Error:
-            pass  # an aborted transaction: the table goes with it, the first error stands
+    params = KeyParams("r")
+    expr = params.record_key_sql(keyring.derive("record"), "candidate.person_key")
+    [(n,)] = execute_keyed(
+        conn,
+        "insert into wh.pseudo.person_record_keys (person_key, record_key, person_head) "
+        f"select candidate.person_key, {expr}, candidate.person_head "
+        f"from ({candidates_sql}) as candidate(person_key, person_head)",
+        params,
+        "computing record keys",
+    ).fetchall()
     return n
 
 
 def complete_record_keys(conn, keyring: Keyring) -> int:
-    """Every person key in the warehouse gets its record key (the privacy step ends with this;
-    it also gives a warehouse from before record keys existed the keys of all its persons)."""
-    return add_record_keys(conn, keyring, ALL_PERSON_KEYS_SQL)
+    """Give every person key without a record key its key; returns how many.
 
+    The privacy step stores a new person's key with their pseudonym; only a warehouse of an
+    older version, whose tickets held the pseudonyms, can have person keys without one
+    (publieksdata/warehouse.py moves its pseudonyms into pseudo.person_record_keys). The
+    privacy step ends with this, so dbt never sees one missing.
+    """
+    from privacy.keyed_sql import KeyParams, execute_keyed
 
-ALL_PERSON_KEYS_SQL = """
-    select sector_pseudonym from wh.pseudo.tickets where sector_pseudonym is not null
-    union all
-    select customer_pseudonym from wh.pseudo.tickets where customer_pseudonym is not null
-"""
+    [(missing,)] = conn.execute(
+        "select count(*) from wh.pseudo.person_record_keys where record_key is null"
+    ).fetchall()
+    if not missing:
+        return 0
+    params = KeyParams("r")
+    expr = params.record_key_sql(keyring.derive("record"), "person_key")
+    execute_keyed(
+        conn,
+        f"update wh.pseudo.person_record_keys set record_key = {expr} where record_key is null",
+        params,
+        "computing record keys",
+    )
+    return missing

@@ -12,8 +12,9 @@ delivered after the rotation joins their history.
 
 Order, so that a crash at any point can be finished by running ``keys rotate``
 again: (1) the new version is stored in the keyring as *pending*; (2) in one
-warehouse transaction, pseudo.tickets and meta.erased are re-keyed (and the record keys of
-pseudo.person_record_keys move to the new pseudonyms, unchanged) and
+warehouse transaction, the person keys (pseudo.person_record_keys, where the full pseudonyms
+are kept), the heads in pseudo.tickets and meta.erased are re-keyed (the record keys move to
+the new pseudonyms, unchanged) and
 meta.keyring records the new version; (3) the pending version becomes active.
 Between (2) and (3) the warehouse refuses to run (check_keyring) until the
 rotation is finished.
@@ -61,10 +62,11 @@ def _rekey_map(key: bytes, pseudonyms: list[str]) -> pa.Table:
 
 
 def _with_heads(conn, name: str, table: pa.Table) -> None:
-    """The map ``name``: old -> new pseudonym, and the new one's head (pseudonym_head)."""
+    """The map ``name``: old -> new pseudonym, with the heads (pseudonym_head) of both."""
     conn.register(f"{name}_arrow", table)
     try:
         execute_on_pseudonyms(conn, f"create or replace temp table {name} as select old, new, "
+                              f"{pseudonym_head('old')} as old_head, "
                               f"{pseudonym_head('new')} as head from {name}_arrow",
                               "re-keying the heads")  # fmt: skip
     finally:
@@ -99,10 +101,18 @@ def rotate_keys(home: DataHome) -> RotationOutcome:
 
 
 _COUNTS = """
-    select count(sector_pseudonym), count(distinct sector_pseudonym),
-           count(customer_pseudonym), count(distinct customer_pseudonym),
+    select count(sector_head), count(distinct sector_head),
+           count(customer_head), count(distinct customer_head),
            (select count(*) from wh.meta.erased)
     from wh.pseudo.tickets
+"""
+
+# the person keys (pseudo.person_record_keys) whose heads the tickets hold in ``column``, and
+# the suppression list's pseudonyms of ``kind``: everything keyed with that kind's key
+_PSEUDONYMS = """
+    select person_key from wh.pseudo.person_record_keys
+    where person_head in (select {column} from wh.pseudo.tickets where {column} is not null)
+    union select pseudonym from wh.meta.erased where kind = '{kind}'
 """
 
 
@@ -135,16 +145,8 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
     sector_key = pending.chain("sector")[-1]
     customer_key = pending.chain("institution")[-1]
 
-    sectors = _distinct(
-        conn,
-        "select sector_pseudonym from wh.pseudo.tickets where sector_pseudonym is not null "
-        "union select pseudonym from wh.meta.erased where kind = 'sector'",
-    )
-    customers = _distinct(
-        conn,
-        "select customer_pseudonym from wh.pseudo.tickets where customer_pseudonym is not null "
-        "union select pseudonym from wh.meta.erased where kind = 'customer'",
-    )
+    sectors = _distinct(conn, _PSEUDONYMS.format(column="sector_head", kind="sector"))
+    customers = _distinct(conn, _PSEUDONYMS.format(column="customer_head", kind="customer"))
     _with_heads(conn, "map_sector", _rekey_map(sector_key, sectors))
     _with_heads(conn, "map_customer", _rekey_map(customer_key, customers))
     try:
@@ -153,11 +155,9 @@ def _rekey_warehouse(conn, home: DataHome, current) -> RotationOutcome:
             rows = conn.execute(
                 """
                 update wh.pseudo.tickets set
-                    sector_pseudonym = (select new from map_sector where old = sector_pseudonym),
-                    customer_pseudonym =
-                        (select new from map_customer where old = customer_pseudonym),
-                    sector_head = (select head from map_sector where old = sector_pseudonym),
-                    customer_head = (select head from map_customer where old = customer_pseudonym),
+                    sector_head = (select head from map_sector where old_head = sector_head),
+                    customer_head =
+                        (select head from map_customer where old_head = customer_head),
                     key_id = ?,
                     loaded_at = now()  -- every row changed: incremental dbt models rebuild all
                 """,

@@ -5,8 +5,9 @@ rows go from the work database to the warehouse in groups, and the sealed origin
 quarantine once its group is committed. ``pseudonymise_pending`` does the same for deliveries
 waiting as sealed canonical files (intake without the single pass, or an older version).
 
-Per group of deliveries, in one transaction: pseudonyms joined in (and a record key stored for every new
-person key, pseudo.person_record_keys, for the cell-key perturbation), identifiers dropped,
+Per group of deliveries, in one transaction: the heads of the pseudonyms joined in (and every
+pseudonym new to the warehouse stored once, with its record key for the cell-key perturbation, in
+pseudo.person_record_keys), identifiers dropped,
 postcode cut to PC4, birth date cut to birth year, rows of erased persons
 unlinked (the suppression list meta.erased, privacy/erasure.py), earlier rows
 of the same ticket_id (or event_id) replaced, and the ledger marked accepted.
@@ -54,7 +55,7 @@ from privacy.normalise import (
     normalise_phone,
     split_postcode,
 )
-from privacy.pseudonymise import complete_record_keys
+from privacy.pseudonymise import add_person_keys, complete_record_keys
 from publieksdata.faults import fault_point
 from publieksdata.settings import DataHome, PublieksdataError
 from publieksdata.warehouse import (
@@ -312,15 +313,13 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             """
             insert into wh.pseudo.tickets (
                 institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
-                ticket_type, channel, status, sector_pseudonym, customer_pseudonym, pc4, country,
+                ticket_type, channel, status, pc4, country,
                 birth_year, gender, research_opt_out, key_id, delivery_id, loaded_at,
                 sector_head, customer_head
             )
             select
                 institution_code, ticket_id, order_id, event_id, event_start, sold_at, price,
                 ticket_type, channel, status,
-                case when not erased then sector_pseudonym end,
-                case when not erased and not account_erased then customer_pseudonym end,
                 case when not erased then pc4 end,
                 case when not erased then country end,
                 case when not erased then birth_year end,
@@ -333,6 +332,9 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
             """,
             [keyring.key_id],
         )
+        # the full pseudonyms of the persons new to the warehouse, with their record keys, in
+        # the same transaction: the tickets hold only their heads
+        _add_person_keys(conn, keyring)
     finally:
         for name in MAPS:
             with contextlib.suppress(duckdb.Error):  # never mask the error that failed
@@ -343,6 +345,39 @@ def _pseudonymise_tickets(conn, keyring: Keyring) -> dict[str, dict[str, int]]:
         ).fetchall():
             soft.setdefault(delivery_id, {})["erased_person_rows"] = erased_rows
     return soft
+
+
+def _add_person_keys(conn, keyring: Keyring) -> int:
+    """Store the pseudonym behind every head the group's rows (just inserted) brought into the
+    warehouse for the first time, with its record key (pseudo.person_record_keys); returns how
+    many. The rows' pseudonyms all come from the group's maps; an erased person's rows were
+    inserted without heads, so their pseudonyms are not stored again."""
+    conn.execute(
+        """
+        create or replace temp table new_heads as
+        with heads as (
+            select sector_head as head from wh.pseudo.tickets
+            where delivery_id in (select distinct delivery_id from d) and sector_head is not null
+            union
+            select customer_head from wh.pseudo.tickets
+            where delivery_id in (select distinct delivery_id from d) and customer_head is not null
+        )
+        select head from heads
+        where not exists (select 1 from wh.pseudo.person_record_keys k
+                          where k.person_head = heads.head)
+        """
+    )
+    try:
+        return add_person_keys(
+            conn, keyring,
+            "select distinct m.pseudonym, m.head from ("
+            + " union all ".join(f"select pseudonym, head from map_{kind}"
+                                 for kind in ("email", "phone", "fallback", "customer"))
+            + ") as m where m.head in (select head from new_heads)",
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(duckdb.Error):  # never mask the error that failed
+            conn.execute("drop table if exists new_heads")
 
 
 def _touches_suppression_list(conn) -> bool:
@@ -547,10 +582,8 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
                 lambda delivery_id, n, soft: _mark_accepted(conn, delivery_id, n, soft),
             )  # fmt: skip
             conn.execute("drop table d")
-        # a record key for every person key in the warehouse that has none yet (cell-key
-        # perturbation): once per run, after the groups, so a person seen in many groups is
-        # keyed once; a run that died before this line leaves it to the next run, which always
-        # gets here before dbt builds
+        # the record keys a warehouse of an older version left missing (each group stores its
+        # new persons' keys itself): the next run always gets here before dbt builds
         with transaction(conn):
             added = complete_record_keys(conn, keyring)
         log.info("record keys added for %s person keys", added)
@@ -624,9 +657,10 @@ class SinglePass:
                     self.next += 1
 
     def close(self) -> None:
-        """Load the rest; then the record keys of the new persons, on this connection (the
-        same work as ``pseudonymise_pending``'s last step, without opening the warehouse
-        again), and note whether the ledger still has deliveries waiting as canonical files."""
+        """Load the rest; then any record keys an older version's warehouse left missing, on
+        this connection (the same work as ``pseudonymise_pending``'s last step, without opening
+        the warehouse again), and note whether the ledger still has deliveries waiting as
+        canonical files."""
         with self._loading:
             self._load_ready(final=True)
         if self.broken:
@@ -705,10 +739,10 @@ def take_and_pseudonymise(
     home: DataHome, today: date | None = None, only: list[str] | None = None
 ) -> tuple[list[DeliveryOutcome], list[PrivacyOutcome]]:
     """Intake and the privacy step in one pass (what the job runs): every delivery read once,
-    validated, and pseudonymised from memory, and the record keys of new persons.
+    validated, and pseudonymised from memory, with the pseudonyms and record keys of new persons.
     ``pseudonymise_pending`` runs first if an earlier version left deliveries waiting as
     canonical files in quarantine, and after if no delivery was read (it completes the record
-    keys a crashed run may have left) or the ledger still has deliveries waiting.
+    keys an older version's warehouse may lack) or the ledger still has deliveries waiting.
 
     The work database gets the privacy step's memory limit (PUBLIEKSDATA_PRIVACY_MEMORY):
     it holds the groups being pseudonymised beside the deliveries being read.
@@ -728,7 +762,7 @@ def take_and_pseudonymise(
                                memory_limit=privacy_memory_limit())  # fmt: skip
     privacy += [o for loader in loaders for o in loader.outcomes]
     if not loaders or any(loader.pending for loader in loaders):
-        # no delivery read (the record keys a crashed run may have left undone), or
+        # no delivery read (the record keys an older version's warehouse may lack), or
         # deliveries an older version left validated: the step that reads canonical files
         privacy += pseudonymise_pending(home)
     return outcomes, privacy

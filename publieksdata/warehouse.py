@@ -50,8 +50,6 @@ create table if not exists {db}.pseudo.tickets (
     ticket_type varchar,
     channel varchar,
     status varchar not null,
-    sector_pseudonym varchar,
-    customer_pseudonym varchar,
     pc4 varchar,
     country varchar,
     birth_year integer,
@@ -60,9 +58,12 @@ create table if not exists {db}.pseudo.tickets (
     key_id varchar,
     delivery_id varchar not null,
     loaded_at timestamp not null,
-    -- the first 128 bits of each pseudonym as a number (pseudonym_head): what dbt groups and
-    -- joins persons on: a fifth less of its CPU than on the 64-character text
-    -- (docs/performance.md, seventeenth round). Written with the pseudonym, null with it.
+    -- the persons, by the first 128 bits of their pseudonyms as a number (pseudonym_head): the
+    -- sector-wide pseudonym (e-mail, phone or fallback key) and the institution-scoped one of
+    -- the customer number. What dbt groups and joins persons on: a fifth less of its CPU than
+    -- the 64-character text (docs/performance.md, seventeenth round). The full pseudonym of
+    -- each head is kept once, in pseudo.person_record_keys (person_key), not on every ticket:
+    -- that cost a fifth of the privacy step's insert (twenty-fourth round)
     sector_head uhugeint,
     customer_head uhugeint
     -- one row per (institution_code, ticket_id): kept by the privacy step (a later delivery of a
@@ -83,16 +84,20 @@ create table if not exists {db}.pseudo.events (
     primary key (institution_code, event_id)
 );
 
--- Record keys for the cell-key perturbation of open years (docs/metrics.md): one per person
--- key (a sector or an institution-scoped pseudonym), an HMAC of the pseudonym under the keyring's
--- "record" key, as a number in [0, 1) on a grid of 2^-24 (so sums are exact in any order).
--- Written by the privacy step, carried over by key rotation, removed by erasure.
+-- The person keys: every pseudonym a ticket holds (a sector or an institution-scoped
+-- pseudonym; pseudo.tickets keeps only its head), written in the same transaction as the
+-- tickets, with its record key for the cell-key perturbation of open years (docs/metrics.md):
+-- an HMAC of the pseudonym under the keyring's "record" key, as a number in [0, 1) on a grid of
+-- 2^-24 (so sums are exact in any order). Rotation re-keys the pseudonyms (and carries the
+-- record keys over), erasure removes them. The record key is null only for a pseudonym a
+-- warehouse of an older version held on its tickets without one (ensure_schema): the privacy
+-- step fills it in before dbt runs (complete_record_keys).
 -- One row per person key: the privacy step adds only keys it does not hold yet, and dbt tests
 -- it (unique on stg_pseudo__person_record_keys). No primary key: its index must fit in
 -- DuckDB's memory, and at 50M tickets (13M person keys) it did not in the privacy step's 2GB.
 create table if not exists {db}.pseudo.person_record_keys (
     person_key varchar not null,
-    record_key double not null,
+    record_key double,
     person_head uhugeint              -- pseudonym_head(person_key)
 );
 
@@ -140,18 +145,20 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 def pseudonym_head(expr: str) -> str:
     """SQL: the first 128 bits of the pseudonym ``expr`` (64 hex digits) as a UHUGEINT.
 
-    A pseudonym stays stored, rotated and erased as its full text; the head is derived from it
-    and kept beside it for dbt, which groups and joins persons on a 16-byte number instead of a
-    64-character string. Two persons share a head only if their HMACs agree in 128 bits
+    A pseudonym is stored once, as its full text, in pseudo.person_record_keys (where rotation
+    re-keys it and erasure removes it); the tickets hold its head, on which dbt groups and
+    joins persons as a 16-byte number instead of a 64-character string. Two persons share a head only if their HMACs agree in 128 bits
     (probability about n^2 / 2^129: below 10^-22 for 10^8 persons).
     """
     return f"cast('0x' || left({expr}, 32) as uhugeint)"
 
 
 # the heads of the pseudonyms per table, beside the pseudonym they derive from
-HEADS = {
+HEADS = {"person_record_keys": (("person_head", "person_key"),)}
+# ... and in a warehouse of an older version, which kept the pseudonyms on every ticket
+# (moved into pseudo.person_record_keys by ensure_schema, _move_pseudonyms_out)
+LEGACY_HEADS = {
     "tickets": (("sector_head", "sector_pseudonym"), ("customer_head", "customer_pseudonym")),
-    "person_record_keys": (("person_head", "person_key"),),
 }
 
 # tables that had a primary key in warehouses created before the scale work (issue #8)
@@ -162,6 +169,7 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, db: str) -> None:
     _drop_old_primary_keys(conn, db)
     conn.execute(DDL.format(db=db))
     _add_pseudonym_heads(conn, db)
+    _move_pseudonyms_out(conn, db)
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, db: str, table: str) -> set[str]:
@@ -178,9 +186,10 @@ def _columns(conn: duckdb.DuckDBPyConnection, db: str, table: str) -> set[str]:
 def _add_pseudonym_heads(conn: duckdb.DuckDBPyConnection, db: str) -> None:
     """A warehouse from before the heads gets them, once, in one transaction: the columns, and
     the head of every pseudonym it holds."""
-    for table, heads in HEADS.items():
+    for table, heads in (*HEADS.items(), *LEGACY_HEADS.items()):
         present = _columns(conn, db, table)
-        missing = [(head, source) for head, source in heads if head not in present]
+        missing = [(head, source) for head, source in heads
+                   if head not in present and source in present]  # fmt: skip
         if not missing:
             continue
         with transaction(conn):
@@ -195,11 +204,39 @@ def _fill_heads(conn: duckdb.DuckDBPyConnection, db: str, table: str,
     execute_on_pseudonyms(conn, f"update {db}.pseudo.{table} set {sets}", "adding the heads")
 
 
-def execute_on_pseudonyms(conn, sql: str, what: str):
+def _move_pseudonyms_out(conn: duckdb.DuckDBPyConnection, db: str) -> None:
+    """A warehouse of an older version kept the full pseudonyms on every ticket: each one that
+    pseudo.person_record_keys does not hold yet goes there (its record key left to the next
+    privacy step: filling it needs the keyring), then the two columns are dropped. Once, in one
+    transaction; the heads (already there, or added by _add_pseudonym_heads) stay."""
+    legacy = [source for _, source in LEGACY_HEADS["tickets"]
+              if source in _columns(conn, db, "tickets")]  # fmt: skip
+    if not legacy:
+        return
+    pseudonyms = " union ".join(f"select {source} from {db}.pseudo.tickets "
+                                f"where {source} is not null" for source in legacy)  # fmt: skip
+    with transaction(conn):
+        # an older version's record keys were never null
+        conn.execute(
+            f"alter table {db}.pseudo.person_record_keys alter column record_key drop not null"
+        )
+        execute_on_pseudonyms(
+            conn,
+            f"insert into {db}.pseudo.person_record_keys (person_key, record_key, person_head) "
+            f"select p, null, {pseudonym_head('p')} from ({pseudonyms}) as legacy(p) "
+            f"where not exists (select 1 from {db}.pseudo.person_record_keys k "
+            "where k.person_key = legacy.p)",
+            "moving the pseudonyms out of the tickets",
+        )
+        for source in legacy:
+            conn.execute(f"alter table {db}.pseudo.tickets drop column {source}")
+
+
+def execute_on_pseudonyms(conn, sql: str, what: str, params: list | None = None):
     """Run ``sql``, which reads pseudonyms; on failure an error that names only ``what`` and
     DuckDB's error class: a failed cast quotes the value it failed on, here a pseudonym."""
     try:
-        return conn.execute(sql)
+        return conn.execute(sql, params) if params is not None else conn.execute(sql)
     except duckdb.Error as exc:
         raise PublieksdataError(
             f"{what} failed in DuckDB ({type(exc).__name__}); the message is withheld because "
@@ -223,9 +260,15 @@ def _drop_old_primary_keys(conn: duckdb.DuckDBPyConnection, db: str) -> None:
         with transaction(conn):
             conn.execute(f"alter table {db}.pseudo.{table} rename to {table}_keyed")
             conn.execute(DDL.format(db=db))
+            # the pseudonyms an older version kept on the tickets come along (as text), for
+            # _move_pseudonyms_out; the heads are filled from them
+            heads = (*HEADS.get(table, ()), *LEGACY_HEADS.get(table, ()))
+            for _, source in heads:
+                if source not in _columns(conn, db, table):
+                    conn.execute(f"alter table {db}.pseudo.{table} add column {source} varchar")
             conn.execute(f"insert into {db}.pseudo.{table} by name "
                          f"select * from {db}.pseudo.{table}_keyed")  # fmt: skip
-            _fill_heads(conn, db, table, HEADS[table])
+            _fill_heads(conn, db, table, heads)
             conn.execute(f"drop table {db}.pseudo.{table}_keyed")
 
 

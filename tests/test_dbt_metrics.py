@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import fixture_heads, insert_many
+from conftest import fixture_heads, insert_many, label_columns
 
 from privacy.pseudonymise import record_key
 from publieksdata.warehouse import DDL
@@ -141,6 +141,7 @@ def build_sector() -> Sector:
 def write_warehouse(path: Path, sector: Sector) -> None:
     conn = duckdb.connect(str(path))
     conn.execute(DDL.format(db=path.stem))
+    label_columns(conn)  # persons by label: fixture_heads makes them heads
     now = datetime(2025, 1, 15)
     insert_many(
         conn,

@@ -248,7 +248,7 @@ def test_no_identifier_value_anywhere_the_job_wrote(finished_job):
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     n = conn.execute(
         "select count(*) from pseudo.tickets where institution_code = 'canary_podium' "
-        "and sector_pseudonym is not null"
+        "and sector_head is not null"
     ).fetchone()[0]
     conn.close()
     assert n == 12

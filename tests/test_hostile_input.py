@@ -254,7 +254,7 @@ def test_odd_unicode_in_identifiers_does_not_split_a_person(home):
     pseudonymise_pending(home)
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     rows = conn.execute(
-        "select institution_code, count(distinct sector_pseudonym), count(sector_pseudonym), "
+        "select institution_code, count(distinct sector_head), count(sector_head), "
         "list(distinct pc4) from pseudo.tickets group by 1 order by 1"
     ).fetchall()
     conn.close()

@@ -92,19 +92,21 @@ def run_dbt_alone(home, tmp: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_record_key_that_arrives_after_the_build_is_picked_up(sector, tmp_path):
-    """The privacy step keys new persons once per run, after all deliveries: a dbt build in
-    between (a crash, or dbt run by hand) counts a person without a key. The person's
-    institution is recomputed at the next build, though its tickets did not change again."""
+    """A warehouse of an older version can hold persons whose record key is not computed yet
+    (publieksdata/warehouse.py moves their pseudonyms out of the tickets; the privacy step
+    keys them, it needs the keyring): a dbt build before that (dbt run by hand) counts a
+    person without a key, and its test blocks publication. The person's institution is
+    recomputed at the next build, though its tickets did not change again."""
     home = sector
     [(institution, person)] = query(
         home,
         "select institution_code, person_key from intermediate.int_person_institution_years "
         "order by institution_code, person_key limit 1",
     )
-    # the night's tickets are in, the record key not yet
+    # the person's pseudonym is kept, the record key not yet computed
     # (dbt's person keys are the heads of the pseudonyms: docs/decisions.md)
-    query(home, "delete from pseudo.person_record_keys where person_head = cast(? as uhugeint)",
-          [str(person)])  # fmt: skip
+    query(home, "update pseudo.person_record_keys set record_key = null "
+                "where person_head = cast(? as uhugeint)", [str(person)])  # fmt: skip
     query(home, "update pseudo.tickets set loaded_at = now() where institution_code = ?",
           [institution])  # fmt: skip
     built = run_dbt_alone(home, tmp_path)
@@ -209,7 +211,7 @@ def test_a_night_recomputes_only_the_years_it_changes(sector):
         "where institution_code = ? and status = 'sold' and event_id = ("
         "  select min(event_id) from pseudo.tickets"
         "  where institution_code = ? and year(event_start) = ? and status = 'sold'"
-        "    and sector_pseudonym is not null)",
+        "    and sector_head is not null)",
         [institution, institution, first],
     )
     assert refunded

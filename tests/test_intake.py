@@ -269,7 +269,7 @@ def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     try:
         rows = dict(conn.execute(
-            "select ticket_id, (price, gender, sector_pseudonym) from pseudo.tickets "
+            "select ticket_id, (price, gender, sector_head) from pseudo.tickets "
             "where ticket_id in ('U1', 'W1', 'X1', 'X2', 'P1', 'P2')").fetchall())  # fmt: skip
         capacity = conn.execute("select capacity from pseudo.events where event_id = 'E1'")
         [(seats,)] = capacity.fetchall()
@@ -530,12 +530,18 @@ def test_a_streamed_insert_writes_what_the_general_path_writes(home, monkeypatch
         assert seen and not any(seen)  # nobody erased: the choice was the monkeypatch's
         conn = duckdb.connect(str(home.warehouse), read_only=True)
         try:
-            return conn.execute(
-                "select * exclude (loaded_at) from pseudo.tickets order by all"
-            ).fetchall(), conn.execute(
-                "select delivery_id, status, rows_loaded, soft_problems from intake.deliveries "
-                "order by all"
-            ).fetchall()
+            rows = conn.execute("select * exclude (loaded_at) from pseudo.tickets order by all")
+            names = [d[0] for d in rows.description]
+            return (
+                [dict(zip(names, r, strict=True)) for r in rows.fetchall()],
+                conn.execute(
+                    "select delivery_id, status, rows_loaded, soft_problems from intake.deliveries "
+                    "order by all"
+                ).fetchall(),
+                conn.execute(  # the persons' pseudonyms, each once, with record keys
+                    "select * from pseudo.person_record_keys order by all"
+                ).fetchall(),
+            )
         finally:
             conn.close()
 
@@ -544,9 +550,11 @@ def test_a_streamed_insert_writes_what_the_general_path_writes(home, monkeypatch
     shutil.copytree(saved / "quarantine", home.quarantine)
     shutil.copy2(saved / "warehouse.duckdb", home.warehouse)
     general = result(general=True)
-    tickets, deliveries = streamed
+    tickets, deliveries, persons = streamed
     assert len(tickets) > 300 and {d[1] for d in deliveries} == {"accepted"}
-    assert [t for t in tickets if t[10] is None and not t[16]]  # rows without a person too
+    # rows without a person too
+    assert [t for t in tickets if t["sector_head"] is None and not t["research_opt_out"]]
+    assert len(persons) > 100 and all(record_key is not None for _, record_key, _ in persons)
     assert streamed == general
 
 

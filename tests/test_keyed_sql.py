@@ -7,6 +7,7 @@ privacy/normalise.py gives wherever it answers at all.
 
 import duckdb
 import pytest
+from conftest import TICKETS_WITH_PSEUDONYMS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -199,7 +200,7 @@ def test_the_step_stores_the_python_references_pseudonyms(home):
     ring = open_keyring(home)
     with duckdb.connect(str(home.warehouse), read_only=True) as wh:
         stored = {r[0]: r[1:] for r in wh.execute(
-            "select ticket_id, sector_pseudonym, customer_pseudonym, pc4 from pseudo.tickets"
+            f"select ticket_id, sector_pseudonym, customer_pseudonym, pc4 from {TICKETS_WITH_PSEUDONYMS}"
         ).fetchall()}  # fmt: skip
     assert len(stored) == len(AWKWARD)
     for t, c, e, p, n, b, pc in AWKWARD:

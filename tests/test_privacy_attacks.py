@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import fixture_heads, insert_many
+from conftest import fixture_heads, insert_many, label_columns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -121,6 +121,7 @@ def add_late_persons(s: Sector, truth: dict) -> list[str]:
 def write_warehouse(path: Path, s: Sector) -> None:
     conn = duckdb.connect(str(path))
     conn.execute(DDL.format(db=path.stem))
+    label_columns(conn)  # persons by label: fixture_heads makes them heads
     now = datetime(2026, 6, 1)
     insert_many(
         conn,

@@ -34,7 +34,7 @@ def meta(home, sql):
 def ticket_attributes(home, institution, ticket):
     return meta(
         home,
-        "select sector_pseudonym, customer_pseudonym, pc4, birth_year, country, price "
+        "select sector_head, customer_head, pc4, birth_year, country, price "
         f"from pseudo.tickets where institution_code = '{institution}' and ticket_id = '{ticket}'",
     )[0]
 

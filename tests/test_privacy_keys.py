@@ -4,7 +4,7 @@ import json
 
 import duckdb
 import pytest
-from conftest import deliver, heads_out_of_step, write_minimal_sector
+from conftest import TICKETS_WITH_PSEUDONYMS, deliver, heads_out_of_step, write_minimal_sector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +60,7 @@ def tickets(home) -> dict[tuple[str, str], tuple]:
     try:
         rows = conn.execute(
             "select institution_code, ticket_id, sector_pseudonym, customer_pseudonym, key_id "
-            "from pseudo.tickets"
+            f"from {TICKETS_WITH_PSEUDONYMS}"
         ).fetchall()
     finally:
         conn.close()
@@ -384,7 +384,7 @@ def test_unparseable_identifiers_are_counted_per_delivery(home):
         soft = {name: json.loads(problems) for name, problems in conn.execute(
             "select file_name, soft_problems from intake.deliveries").fetchall()}  # fmt: skip
         [mapped] = conn.execute(
-            "select count(sector_pseudonym) from pseudo.tickets where ticket_id = 'T3'"
+            "select count(sector_head) from pseudo.tickets where ticket_id = 'T3'"
         ).fetchone()
     finally:
         conn.close()

@@ -11,6 +11,7 @@ import json
 
 import duckdb
 import pytest
+from conftest import TICKETS_WITH_PSEUDONYMS as TICKETS
 from conftest import deliver, heads_out_of_step, isolated_home
 from privacy_scan import find_identifiers
 
@@ -95,14 +96,14 @@ def lifecycle(tmp_path_factory):
     seen["benchmark_0"] = benchmark(home)
     seen["release_0"] = current_release(home).name
     seen["pseudonyms_0"] = {r[0] for r in warehouse(home, "select sector_pseudonym from "
-                                                   "pseudo.tickets where sector_pseudonym is not null")}  # fmt: skip
+                                                   f"{TICKETS} where sector_pseudonym is not null")}  # fmt: skip
 
     seen["rotate"] = command(["keys", "rotate"])
     seen["heads_1"] = heads(home)
     seen["benchmark_1"] = benchmark(home)
     seen["release_1"] = current_release(home).name
     seen["pseudonyms_1"] = {r[0] for r in warehouse(home, "select sector_pseudonym from "
-                                                   "pseudo.tickets where sector_pseudonym is not null")}  # fmt: skip
+                                                   f"{TICKETS} where sector_pseudonym is not null")}  # fmt: skip
 
     # the same twelve persons again after the rotation: upper-case e-mails, no customer number
     deliver(home, MEMBER, "second.csv", visits(year, "B", str.upper, customer=False))
@@ -111,7 +112,7 @@ def lifecycle(tmp_path_factory):
 
     erased_pseudonym = warehouse(
         home,
-        "select distinct sector_pseudonym from pseudo.tickets where institution_code = ? "
+        f"select distinct sector_pseudonym from {TICKETS} where institution_code = ? "
         "and ticket_id = 'A0'",
         [MEMBER],
     )[0][0]
@@ -136,7 +137,7 @@ def lifecycle(tmp_path_factory):
     )[0][0]
     seen["third"] = warehouse(
         home,
-        "select count(*) filter (where sector_pseudonym is null and customer_pseudonym is null) "
+        "select count(*) filter (where sector_head is null and customer_head is null) "
         "from pseudo.tickets where institution_code = ? and ticket_id in ('C0', 'D0')",
         [MEMBER],
     )[0][0]

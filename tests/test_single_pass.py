@@ -65,8 +65,8 @@ def test_the_single_pass_ends_as_intake_and_the_privacy_step_do(home, monkeypatc
         assert conn.execute("select count(*) from pseudo.events").fetchone() == (1,)
         # every ticket row has its pseudonyms: the e-mail addresses were keyed
         assert conn.execute(
-            "select count(*) from pseudo.tickets where sector_pseudonym is null "
-            "or sector_head is null"
+            "select count(*) from pseudo.tickets where sector_head is null or sector_head "
+            "not in (select person_head from pseudo.person_record_keys)"
         ).fetchone() == (0,)
     assert not [p for p in home.quarantine.rglob("*") if p.is_file()]
 
