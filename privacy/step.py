@@ -368,16 +368,32 @@ def _add_person_keys(conn, keyring: Keyring) -> int:
         """
     )
     try:
-        return add_person_keys(
+        added = add_person_keys(
             conn, keyring,
             "select distinct m.pseudonym, m.head from ("
             + " union all ".join(f"select pseudonym, head from map_{kind}"
                                  for kind in ("email", "phone", "fallback", "customer"))
             + ") as m where m.head in (select head from new_heads)",
         )  # fmt: skip
+        # every head of the rows comes from the maps: one without its pseudonym could never be
+        # rotated (and rotation's check would stop on it), so the group is not committed
+        [(heads,)] = conn.execute("select count(*) from new_heads").fetchall()
+        if added != heads:
+            raise PublieksdataError(
+                f"the privacy step found the pseudonyms of {added} of {heads} new persons; "
+                "nothing of this group was loaded. Please report this defect"
+            )
+        log.info("%s persons new to the warehouse", added)
+        return added
     finally:
         with contextlib.suppress(duckdb.Error):  # never mask the error that failed
             conn.execute("drop table if exists new_heads")
+
+
+def _fill_record_keys(conn, keyring: Keyring) -> None:
+    """The record keys an older version's warehouse left to compute (complete_record_keys)."""
+    if filled := complete_record_keys(conn, keyring):
+        log.info("record keys computed for %s person keys of an older warehouse", filled)
 
 
 def _touches_suppression_list(conn) -> bool:
@@ -585,8 +601,7 @@ def pseudonymise_pending(home: DataHome) -> list[PrivacyOutcome]:
         # the record keys a warehouse of an older version left missing (each group stores its
         # new persons' keys itself): the next run always gets here before dbt builds
         with transaction(conn):
-            added = complete_record_keys(conn, keyring)
-        log.info("record keys added for %s person keys", added)
+            _fill_record_keys(conn, keyring)
     return outcomes
 
 
@@ -670,8 +685,7 @@ class SinglePass:
             raise PublieksdataError("intake ended with deliveries not decided; please report "
                                     "this defect")  # fmt: skip
         with transaction(self.conn):
-            added = complete_record_keys(self.conn, self.keyring)
-        log.info("record keys added for %s person keys", added)
+            _fill_record_keys(self.conn, self.keyring)
         self.pending = bool(ledger.pending(self.conn))
         self.conn.close()
 

@@ -558,6 +558,36 @@ def test_a_streamed_insert_writes_what_the_general_path_writes(home, monkeypatch
     assert streamed == general
 
 
+def test_a_group_with_a_new_person_whose_pseudonym_is_not_found_loads_nothing(home, monkeypatch):
+    """Every head a group brings in must have its pseudonym stored with it (rotation re-keys
+    from it); if the step stored fewer than the group's new persons, the group is not
+    committed: no ticket, no person key, the deliveries still waiting."""
+    import privacy.step as step
+    from publieksdata.synthetic import generate_sector
+
+    generate_sector(home.root, institutions=2, persons=50, years=1, seed=5)
+    take_deliveries(home)
+    real = step.add_person_keys
+    monkeypatch.setattr(step, "add_person_keys", lambda *a: real(*a) - 1)
+    with pytest.raises(PublieksdataError, match="report this defect"):
+        pseudonymise_pending(home)
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        assert conn.execute("select count(*) from pseudo.tickets").fetchone() == (0,)
+        assert conn.execute("select count(*) from pseudo.person_record_keys").fetchone() == (0,)
+        assert "accepted" not in {s for (s,) in conn.execute(  # events go in groups of their own
+            "select status from intake.deliveries where kind = 'tickets'").fetchall()}  # fmt: skip
+    finally:
+        conn.close()
+    monkeypatch.setattr(step, "add_person_keys", real)
+    pseudonymise_pending(home)  # the next run loads them
+    conn = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        assert conn.execute("select count(*) from pseudo.tickets").fetchone()[0] > 50
+    finally:
+        conn.close()
+
+
 def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
     """Every kind of cell calamine hands over, blank rows skipped with the order kept; a cell
     beyond the header (calamine pads every row to the sheet's width) is a column without a

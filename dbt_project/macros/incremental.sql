@@ -18,9 +18,10 @@
       rows carry the fingerprint of that data (int_reference_version) and when it changed, the
       pre-hook deletes every block, so the whole model is rebuilt.
     - missing_record_keys=true: the rows carry each person's record key, which the privacy step
-      may add after the person's tickets (it keys the new persons once per run, after all
-      deliveries). An institution with a row still missing its key is recomputed, so a key that
-      arrived later is always picked up (the pre-hook deletes that institution's block).
+      stores with the person's first tickets; only a person of an older version's warehouse can
+      be without one until the next privacy step computes it (docs/decisions.md). An
+      institution with a row still missing its key is recomputed, so a key that arrived later
+      is always picked up (the pre-hook deletes that institution's block).
 
     After the pre-hook, the model selects the institutions without a block
     (only_changed_institutions), so either option needs nothing more in the model itself. -#}

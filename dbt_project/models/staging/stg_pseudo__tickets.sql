@@ -14,9 +14,10 @@ renamed as (
         ticket_type,
         channel,
         status,
-        -- persons by the 128-bit heads of their pseudonyms (pseudo.tickets, written beside the
-        -- pseudonyms by the privacy step): every model groups and joins on 16-byte numbers, not
-        -- on 64-character text (docs/performance.md, seventeenth round)
+        -- persons by the 128-bit heads of their pseudonyms (all pseudo.tickets holds of them;
+        -- each full pseudonym is kept once, in pseudo.person_record_keys): every model groups
+        -- and joins on 16-byte numbers, not on 64-character text (docs/performance.md,
+        -- seventeenth and twenty-fourth rounds)
         sector_head as sector_pseudonym,
         customer_head as customer_pseudonym,
         pc4,
