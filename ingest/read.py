@@ -294,24 +294,52 @@ _LONG_HEAD_BUFFER = 4 << 20  # ... when a line there is longer than that (2 MB l
 
 
 def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
-    """``sql`` is a read_csv call ending in ``)``. Its first HEAD_ROWS rows are kept in the
-    temp table ``csv_head`` (the caller drops it), read with a small buffer: with DuckDB's
-    32 MB default it decrypted 32 MB of the sealed file for them (~0.1 s per large delivery),
-    with 4 MB it took 27 ms a file, with 1 MB 8 ms. They name the columns and are the
-    relation's head: one read of the start for both."""
+    """``sql`` is a read_csv call ending in ``)``. DuckDB's sniffer runs once, on the file's
+    start (``sniff_csv``, with the same options): the rows it skips (a title or blank line
+    before the header) and the column names. Every read after is told them
+    (``auto_detect = false``): the sniffer costs ~8 ms a statement even with the dialect given
+    (300 CSVs, two statements each: ~4.8 CPU s at 10M), and the head's read and the whole
+    file's read would each run it again.
 
-    def head(options: str) -> None:
+    The first HEAD_ROWS rows are kept in the temp table ``csv_head`` (the caller drops it),
+    read with a small buffer: with DuckDB's 32 MB default it decrypted 32 MB of the sealed
+    file for them (~0.1 s per large delivery), with 4 MB it took 27 ms a file, with 1 MB 8 ms.
+    They are the relation's head."""
+
+    assert sql.startswith("read_csv(") and sql.endswith(")")
+
+    def sniffed(options: str) -> tuple[int, list[str]]:
+        [(skip, columns)] = conn.execute(
+            f"select SkipRows, Columns from sniff_csv({sql[len('read_csv(') : -1]}, {options})",
+            params,
+        ).fetchall()
+        return int(skip), [c["name"] for c in columns]
+
+    def head(told: str, options: str) -> None:
         conn.execute(f"create or replace temp table csv_head as select * from "
-                     f"{sql[:-1]}, {options}) limit {HEAD_ROWS}", params)  # fmt: skip
+                     f"{told[:-1]}, {options}) limit {HEAD_ROWS}", params)  # fmt: skip
 
+    def told(skip: int, headers: list[str]) -> str:
+        typed = ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in headers)
+        return f"{sql[:-1]}, auto_detect = false, skip = {skip}, columns = {{{typed}}})"
+
+    small = f"buffer_size = {_HEAD_BUFFER}, max_line_size = {_HEAD_BUFFER}"
     try:
-        head(f"buffer_size = {_HEAD_BUFFER}, max_line_size = {_HEAD_BUFFER}")
+        skip, headers = sniffed(small)
+        source = told(skip, headers)
+        head(source, small)
     except duckdb.Error as exc:
         if "Maximum line size" not in str(exc):
             raise
-        head(f"buffer_size = {_LONG_HEAD_BUFFER}")  # DuckDB's own limit of 2 MB a line
-    headers = [d[0] for d in conn.execute("select * from csv_head limit 0").description]
-    return _relation(sql, params, headers, head="csv_head")
+        large = f"buffer_size = {_LONG_HEAD_BUFFER}"  # DuckDB's own limit of 2 MB a line
+        skip, headers = sniffed(large)
+        source = told(skip, headers)
+        head(source, large)
+    return _relation(source, params, headers, head="csv_head")
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 class _LoaderFailed(Exception):
