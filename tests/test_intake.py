@@ -588,6 +588,22 @@ def test_a_group_with_a_new_person_whose_pseudonym_is_not_found_loads_nothing(ho
         conn.close()
 
 
+def test_lines_before_the_header_are_skipped_where_the_sniffer_skips_them(tmp_path):
+    """A CSV is sniffed once and its reads are told what the sniffer found (ingest/read.py):
+    also the lines it skips before the header (a title line, a blank or a # line), so the
+    header is never read as a ticket."""
+    from ingest.read import DeliveryFile, read_delivery
+
+    for first in ("Export van 12-03-2025\n", "\n", "# export\n", ""):
+        path = tmp_path / "t.csv"
+        path.write_bytes((first + "ticket_id,price\nT1,12.50\nT2,3\n").encode())
+        conn = duckdb.connect()
+        read = read_delivery(conn, DeliveryFile(path, None))
+        assert read.columns == ["ticket_id", "price"], first
+        assert conn.execute("select * from raw").fetchall() == [("T1", "12.50"), ("T2", "3")]
+        conn.close()
+
+
 def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
     """Every kind of cell calamine hands over, blank rows skipped with the order kept; a cell
     beyond the header (calamine pads every row to the sheet's width) is a column without a
