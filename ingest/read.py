@@ -174,8 +174,13 @@ _LINE = re.compile(r"Line: (\d+)")
 _DELIMITERS = (",", ";", "\t", "|")
 
 
-def _detect_delimiter(source: DeliveryFile, encoding: str) -> str:
-    """The delimiter is the candidate that splits the header line most often.
+# Excel's own hint on a CSV's first line ("sep=;"): the delimiter, and the header on line 2
+_SEP_LINE = re.compile(r"^sep=([^\"\r\n])[ \t]*$", re.IGNORECASE)
+
+
+def _detect_delimiter(source: DeliveryFile, encoding: str) -> tuple[str, int]:
+    """(the delimiter, the lines before the header): the candidate that splits the header line
+    most often; or the one Excel's ``sep=`` line names, and that line is skipped.
 
     The header decides, not DuckDB's sniffer: with one ragged row the sniffer falls back to
     a one-column reading, and the real problem (the ragged row) would go unreported.
@@ -184,12 +189,15 @@ def _detect_delimiter(source: DeliveryFile, encoding: str) -> str:
         raw = fh.read(65536)
         head = raw.decode("utf-8", "replace") if encoding == "utf-8" else decode_windows_1252(raw)
     first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    if hint := _SEP_LINE.match(first):
+        return hint.group(1), 1
     counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    return (best if counts[best] else ","), 0
 
 
-def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str) -> tuple[int, list[int]]:
+def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str,
+                 skip: int = 0) -> tuple[int, list[int]]:  # fmt: skip
     """(how many, the first ROW_CAP) data rows whose number of fields differs from the
     header's, read with Python's csv module (the same quoting as DuckDB's reader).
 
@@ -203,6 +211,8 @@ def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str) -> tuple[i
     with source.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
+        for _ in range(skip):  # an Excel sep= line before the header
+            next(reader, None)
         try:
             width = len(next(reader))
             for row, record in enumerate(reader, start=1):
@@ -216,12 +226,12 @@ def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str) -> tuple[i
 
 
 def _csv_error(
-    exc: Exception, source: DeliveryFile, encoding: str, delimiter: str
+    exc: Exception, source: DeliveryFile, encoding: str, delimiter: str, skip: int = 0
 ) -> UnreadableFile:
     """Translate a DuckDB CSV error without repeating the offending line (it may hold
     identifiers). Ragged rows are named by row number (``_ragged_rows``), whatever DuckDB's
     own message was."""
-    count, rows = _ragged_rows(source, encoding, delimiter)
+    count, rows = _ragged_rows(source, encoding, delimiter, skip)
     if count:
         return UnreadableFile(
             f"ragged rows: {count} row(s) have a different number of fields than the header "
@@ -293,7 +303,7 @@ _HEAD_BUFFER = 1 << 20  # bytes DuckDB reads for a CSV's first rows (a 4 MB buff
 _LONG_HEAD_BUFFER = 4 << 20  # ... when a line there is longer than that (2 MB lines + room)
 
 
-def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
+def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list, skip: int = 0):
     """``sql`` is a read_csv call ending in ``)``. DuckDB's sniffer runs once, on the file's
     start (``sniff_csv``, with the same options): the rows it skips (a title or blank line
     before the header) and the column names. Every read after is told them
@@ -304,16 +314,18 @@ def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list):
     The first HEAD_ROWS rows are kept in the temp table ``csv_head`` (the caller drops it),
     read with a small buffer: with DuckDB's 32 MB default it decrypted 32 MB of the sealed
     file for them (~0.1 s per large delivery), with 4 MB it took 27 ms a file, with 1 MB 8 ms.
-    They are the relation's head."""
+    They are the relation's head. ``skip``: lines known to come before the header (Excel's
+    ``sep=`` line), which the sniffer is told."""
 
     assert sql.startswith("read_csv(") and sql.endswith(")")
 
     def sniffed(options: str) -> tuple[int, list[str]]:
-        [(skip, columns)] = conn.execute(
-            f"select SkipRows, Columns from sniff_csv({sql[len('read_csv(') : -1]}, {options})",
+        [(skipped, columns)] = conn.execute(
+            f"select SkipRows, Columns from sniff_csv({sql[len('read_csv(') : -1]}, {options}"
+            f"{f', skip = {skip}' if skip else ''})",
             params,
         ).fetchall()
-        return int(skip), [c["name"] for c in columns]
+        return int(skipped), [c["name"] for c in columns]
 
     def head(told: str, options: str) -> None:
         conn.execute(f"create or replace temp table csv_head as select * from "
@@ -424,7 +436,7 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
     fmt = sniff_format(source)
     url = source.url
     if fmt == "csv":
-        delimiter = _detect_delimiter(source, "utf-8")
+        delimiter, skip = _detect_delimiter(source, "utf-8")
         sql = (
             "read_csv(?, all_varchar = true, header = true, encoding = 'utf-8', delim = ?, "
             "quote = '\"', escape = '\"', strict_mode = true)"
@@ -434,7 +446,7 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
         result = ReadResult(fmt, 0, [], [], "utf-8", delimiter)
         try:
             relation, result.columns, result.ignored_columns, _ = _csv_relation(
-                conn, sql, [url, delimiter]
+                conn, sql, [url, delimiter], skip
             )
             _checked(conn, result, relation, load)
         except duckdb.Error as exc:
@@ -442,16 +454,16 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
             # stumble over its bytes as a ragged row first): only a file that is valid UTF-8
             # gets the error reported; the check reads the file, on this path only
             if _is_utf8(source):
-                raise _csv_error(exc, source, "utf-8", delimiter) from None
+                raise _csv_error(exc, source, "utf-8", delimiter, skip) from None
             result.encoding = "windows-1252"
             with _transcoded(source) as utf8:
                 try:
                     relation, result.columns, result.ignored_columns, _ = _csv_relation(
-                        conn, sql, [utf8.url, delimiter]
+                        conn, sql, [utf8.url, delimiter], skip
                     )
                     _checked(conn, result, relation, load)
                 except duckdb.Error as exc2:
-                    raise _csv_error(exc2, utf8, "utf-8", delimiter) from None
+                    raise _csv_error(exc2, utf8, "utf-8", delimiter, skip) from None
     elif fmt == "parquet":
         sql = "read_parquet(?)"
         try:

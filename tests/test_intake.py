@@ -604,6 +604,26 @@ def test_lines_before_the_header_are_skipped_where_the_sniffer_skips_them(tmp_pa
         conn.close()
 
 
+def test_excels_sep_line_names_the_delimiter_and_is_skipped(tmp_path):
+    """Excel's "sep=;" first line (written so that Excel opens the file with the right
+    delimiter): the delimiter it names is the file's, the header is the line after it, and a
+    ragged row is named by its data row as in any file."""
+    from ingest.read import DeliveryFile, UnreadableFile, read_delivery
+
+    path = tmp_path / "t.csv"
+    for hint in ("sep=;", "SEP=;", "sep=; "):
+        path.write_bytes(f"{hint}\r\nticket_id;price\r\nT1;12,50\r\nT2;3\r\n".encode())
+        conn = duckdb.connect()
+        read = read_delivery(conn, DeliveryFile(path, None))
+        assert (read.columns, read.delimiter) == (["ticket_id", "price"], ";"), hint
+        assert conn.execute("select * from raw").fetchall() == [("T1", "12,50"), ("T2", "3")]
+        conn.close()
+    path.write_bytes(b"sep=;\nticket_id;price\nT1;12,50\nT2;3;x\nT3;4\n")
+    with pytest.raises(UnreadableFile) as raised:
+        read_delivery(duckdb.connect(), DeliveryFile(path, None))
+    assert raised.value.rows == [2] and "ragged" in str(raised.value)
+
+
 def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
     """Every kind of cell calamine hands over, blank rows skipped with the order kept; a cell
     beyond the header (calamine pads every row to the sheet's width) is a column without a
