@@ -175,12 +175,14 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 
 # Excel's own hint on a CSV's first line ("sep=;"): the delimiter, and the header on line 2
+_HEADER_SEARCH = 5  # lines looked at for the header's delimiter (past a title or blank line)
 _SEP_LINE = re.compile(r"^sep=([^\"\r\n])[ \t]*$", re.IGNORECASE)
 
 
 def _detect_delimiter(source: DeliveryFile, encoding: str) -> tuple[str, int]:
     """(the delimiter, the lines before the header): the candidate that splits the header line
-    most often; or the one Excel's ``sep=`` line names, and that line is skipped.
+    (the first line that holds one; the lines before it are a title or blank) most often; or
+    the one Excel's ``sep=`` line names, and that line is skipped.
 
     The header decides, not DuckDB's sniffer: with one ragged row the sniffer falls back to
     a one-column reading, and the real problem (the ragged row) would go unreported.
@@ -188,12 +190,17 @@ def _detect_delimiter(source: DeliveryFile, encoding: str) -> tuple[str, int]:
     with source.open() as fh:
         raw = fh.read(65536)
         head = raw.decode("utf-8", "replace") if encoding == "utf-8" else decode_windows_1252(raw)
-    first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
-    if hint := _SEP_LINE.match(first):
+    lines = head.lstrip("\ufeff").splitlines()
+    if lines and (hint := _SEP_LINE.match(lines[0])):
         return hint.group(1), 1
-    counts = {d: first.count(d) for d in _DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return (best if counts[best] else ","), 0
+    # a title or blank line before the header holds no delimiter: the first line that does
+    # is the header, and decides (the lines before it are skipped, as DuckDB's sniffer would)
+    for before, line in enumerate(lines[:_HEADER_SEARCH]):
+        counts = {d: line.count(d) for d in _DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        if counts[best]:
+            return best, before
+    return ",", 0
 
 
 def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str,
@@ -211,7 +218,7 @@ def _ragged_rows(source: DeliveryFile, encoding: str, delimiter: str,
     with source.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
-        for _ in range(skip):  # an Excel sep= line before the header
+        for _ in range(skip):  # an Excel sep= line, a title or blank line before the header
             next(reader, None)
         try:
             width = len(next(reader))

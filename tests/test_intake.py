@@ -595,13 +595,16 @@ def test_lines_before_the_header_are_skipped_where_the_sniffer_skips_them(tmp_pa
     from ingest.read import DeliveryFile, read_delivery
 
     for first in ("Export van 12-03-2025\n", "\n", "# export\n", ""):
-        path = tmp_path / "t.csv"
-        path.write_bytes((first + "ticket_id,price\nT1,12.50\nT2,3\n").encode())
-        conn = duckdb.connect()
-        read = read_delivery(conn, DeliveryFile(path, None))
-        assert read.columns == ["ticket_id", "price"], first
-        assert conn.execute("select * from raw").fetchall() == [("T1", "12.50"), ("T2", "3")]
-        conn.close()
+        for delimiter in (",", ";"):  # the delimiter is the header's, not the title's
+            path = tmp_path / "t.csv"
+            path.write_bytes(
+                f"{first}ticket_id{delimiter}price\nT1{delimiter}12.50\nT2{delimiter}3\n".encode()
+            )
+            conn = duckdb.connect()
+            read = read_delivery(conn, DeliveryFile(path, None))
+            assert (read.columns, read.delimiter) == (["ticket_id", "price"], delimiter), first
+            assert conn.execute("select * from raw").fetchall() == [("T1", "12.50"), ("T2", "3")]
+            conn.close()
 
 
 def test_excels_sep_line_names_the_delimiter_and_is_skipped(tmp_path):
@@ -618,10 +621,11 @@ def test_excels_sep_line_names_the_delimiter_and_is_skipped(tmp_path):
         assert (read.columns, read.delimiter) == (["ticket_id", "price"], ";"), hint
         assert conn.execute("select * from raw").fetchall() == [("T1", "12,50"), ("T2", "3")]
         conn.close()
-    path.write_bytes(b"sep=;\nticket_id;price\nT1;12,50\nT2;3;x\nT3;4\n")
-    with pytest.raises(UnreadableFile) as raised:
-        read_delivery(duckdb.connect(), DeliveryFile(path, None))
-    assert raised.value.rows == [2] and "ragged" in str(raised.value)
+    for first in ("sep=;\n", "Export maart\n"):  # a title line too
+        path.write_bytes(f"{first}ticket_id;price\nT1;12,50\nT2;3;x\nT3;4\n".encode())
+        with pytest.raises(UnreadableFile) as raised:
+            read_delivery(duckdb.connect(), DeliveryFile(path, None))
+        assert raised.value.rows == [2] and "ragged" in str(raised.value), first
 
 
 def test_xlsx_cells_become_the_text_a_csv_would_hold(tmp_path):
