@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ingest.sealed import SEGMENT, SealedReader, SealedWriter, open_sealed, sealed_url
 from ingest.standard import canonical_name
-from ingest.typed import native_fits
+from ingest.typed import native_fits, sql_literal
 from ingest.validate import ROW_CAP
 
 _XLSX_BATCH = 50_000
@@ -334,31 +334,23 @@ def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list, skip:
         ).fetchall()
         return int(skipped), [c["name"] for c in columns]
 
-    def head(told: str, options: str) -> None:
+    def start(options: str) -> tuple[str, list[str]]:
+        """The file's read, told what the sniffer found; its first rows into csv_head."""
+        skipped, headers = sniffed(options)
+        typed = ", ".join(f"{sql_literal(h)}: 'VARCHAR'" for h in headers)
+        told = f"{sql[:-1]}, auto_detect = false, skip = {skipped}, columns = {{{typed}}})"
         conn.execute(f"create or replace temp table csv_head as select * from "
                      f"{told[:-1]}, {options}) limit {HEAD_ROWS}", params)  # fmt: skip
+        return told, headers
 
-    def told(skip: int, headers: list[str]) -> str:
-        typed = ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in headers)
-        return f"{sql[:-1]}, auto_detect = false, skip = {skip}, columns = {{{typed}}})"
-
-    small = f"buffer_size = {_HEAD_BUFFER}, max_line_size = {_HEAD_BUFFER}"
     try:
-        skip, headers = sniffed(small)
-        source = told(skip, headers)
-        head(source, small)
+        source, headers = start(f"buffer_size = {_HEAD_BUFFER}, max_line_size = {_HEAD_BUFFER}")
     except duckdb.Error as exc:
         if "Maximum line size" not in str(exc):
             raise
-        large = f"buffer_size = {_LONG_HEAD_BUFFER}"  # DuckDB's own limit of 2 MB a line
-        skip, headers = sniffed(large)
-        source = told(skip, headers)
-        head(source, large)
+        # DuckDB's own limit of 2 MB a line
+        source, headers = start(f"buffer_size = {_LONG_HEAD_BUFFER}")
     return _relation(source, params, headers, head="csv_head")
-
-
-def _literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 class _LoaderFailed(Exception):

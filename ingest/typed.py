@@ -52,12 +52,13 @@ def native_fits(column: str, duckdb_type: str) -> bool:
     return duckdb_type.upper().split("(")[0] in NATIVE.get(column, ())  # DECIMAL(p, s): DECIMAL
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _case_map(expr: str, mapping: dict[str, str], default: str) -> str:
-    whens = " ".join(f"when {_lit(k)} then {_lit(v)}" for k, v in mapping.items())
+    whens = " ".join(f"when {sql_literal(k)} then {sql_literal(v)}" for k, v in mapping.items())
     return f"(case when {expr} is null then null else (case lower({expr}) {whens} else {default} end) end)"
 
 
@@ -72,19 +73,19 @@ def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str
     """
     if native:  # a timestamp or date column: only an infinite value is unparseable
         return f"(case when isfinite({expr}) then cast({expr} as timestamp) end)"
-    formats = ", ".join(_lit(f) for f in DATE_FORMATS)
+    formats = ", ".join(sql_literal(f) for f in DATE_FORMATS)
     serial = (
         rf"case when regexp_matches({expr}, '^\d{{5}}(\.\d+)?$') then timestamp '1899-12-30' "
         f"+ to_microseconds(cast(round(cast({expr} as double) * 86400) * 1000000 as bigint)) end"
     )
-    fast = f"try_strptime({expr}, {_lit(first)}), " if first else ""
+    fast = f"try_strptime({expr}, {sql_literal(first)}), " if first else ""
     # ISO 8601 with an offset or Z (2025-03-01T19:00:00Z, ...+01:00, a Parquet TIMESTAMP WITH
     # TIME ZONE as text: ...+00): the moment it names, in Europe/Amsterdam time (the standard's
     # times are Amsterdam's); tried last, so a value of the other formats never gets here
     # (one try_strptime per format: with a list of formats DuckDB rolls 30 February over into
     # March where each format alone refuses it)
     utc = f"regexp_replace({expr}, '[Zz]$', '+00:00')"
-    zoned = ", ".join(f"try_strptime({utc}, {_lit(f)})" for f in ZONED_FORMATS)
+    zoned = ", ".join(f"try_strptime({utc}, {sql_literal(f)})" for f in ZONED_FORMATS)
     offset = (
         rf"case when regexp_matches({expr}, "
         rf"'([Zz]|[+-]((0\d|1[0-3])(:?(00|15|30|45))?|14(:?00)?))$') "
@@ -120,7 +121,7 @@ def detect_date_formats(conn, kind: str, columns: list[str], table: str = "raw",
         return {}
     probes = " union all ".join(
         f"select {i} as col, "
-        + ", ".join(f'count(try_strptime("{c}", {_lit(f)}))' for f in DATE_FORMATS)
+        + ", ".join(f'count(try_strptime("{c}", {sql_literal(f)}))' for f in DATE_FORMATS)
         + f' from (select "{c}" from {table} where "{c}" is not null limit {_SAMPLE})'
         for i, c in enumerate(present)
     )
@@ -213,8 +214,8 @@ def typed_tickets_sql(
     the worker that loads a group reads the tables other workers typed."""
     c = {name: _col(columns, name) for name in TICKET_COLUMNS}
     f = formats or {}
-    bool_true = ", ".join(_lit(v) for v in TRUE_VALUES)
-    bool_false = ", ".join(_lit(v) for v in FALSE_VALUES)
+    bool_true = ", ".join(sql_literal(v) for v in TRUE_VALUES)
+    bool_false = ", ".join(sql_literal(v) for v in FALSE_VALUES)
     opt = c["research_opt_out"]
     if "research_opt_out" in native:
         opt_out, opt_out_unknown = f"coalesce({opt}, false)", "false"
@@ -238,11 +239,11 @@ def typed_tickets_sql(
         {c["price"]} is not null as price_given,
         {_case_map(c["ticket_type"], TICKET_TYPES, "'other'")} as ticket_type,
         {c["ticket_type"]} is not null
-            and lower({c["ticket_type"]}) not in ({", ".join(_lit(k) for k in TICKET_TYPES)})
+            and lower({c["ticket_type"]}) not in ({", ".join(sql_literal(k) for k in TICKET_TYPES)})
             as ticket_type_unknown,
         {_case_map(c["channel"], CHANNELS, "'other'")} as channel,
         {c["channel"]} is not null
-            and lower({c["channel"]}) not in ({", ".join(_lit(k) for k in CHANNELS)})
+            and lower({c["channel"]}) not in ({", ".join(sql_literal(k) for k in CHANNELS)})
             as channel_unknown,
         coalesce({_case_map(c["status"], STATUSES, "null")},
                  case when {c["status"]} is null then 'sold' end) as status,
@@ -282,7 +283,7 @@ def typed_events_sql(
         {c["discipline"]} is not null as discipline_given,
         {c["discipline"]} is not null
             and lower({c["discipline"]}) not in
-                ({", ".join(_lit(k) for k in DISCIPLINE_ALIASES)}) as discipline_unknown,
+                ({", ".join(sql_literal(k) for k in DISCIPLINE_ALIASES)}) as discipline_unknown,
         left({c["event_name"]}, {TEXT_LIMIT}) as event_name,
         left({c["venue"]}, {TEXT_LIMIT}) as venue,
         coalesce(length({c["event_name"]}) > {TEXT_LIMIT} or length({c["venue"]}) > {TEXT_LIMIT},

@@ -147,8 +147,9 @@ def pseudonym_head(expr: str) -> str:
 
     A pseudonym is stored once, as its full text, in pseudo.person_record_keys (where rotation
     re-keys it and erasure removes it); the tickets hold its head, on which dbt groups and
-    joins persons as a 16-byte number instead of a 64-character string. Two persons share a head only if their HMACs agree in 128 bits
-    (probability about n^2 / 2^129: below 10^-22 for 10^8 persons).
+    joins persons as a 16-byte number instead of a 64-character string. Two persons share a
+    head only if their HMACs agree in 128 bits (probability about n^2 / 2^129: below 10^-22
+    for 10^8 persons).
     """
     return f"cast('0x' || left({expr}, 32) as uhugeint)"
 
