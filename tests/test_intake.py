@@ -757,6 +757,30 @@ def test_great_expectations_keeps_its_info_lines_to_itself(caplog):
                 and r.levelno < logging.WARNING]  # fmt: skip
 
 
+def test_great_expectations_does_not_fingerprint_the_frames_it_validates(monkeypatch):
+    """GE hashes every row of a pandas batch for a fingerprint nothing reads (60% of its
+    time per frame, docs/performance.md): turned off, so no frame of a delivery is hashed."""
+    from datetime import date
+
+    import pandas as pd
+
+    from ingest import validate
+
+    def hashed(*args, **kwargs):
+        raise AssertionError("a validated frame was fingerprinted")
+
+    monkeypatch.setattr(pd.util, "hash_pandas_object", hashed)
+    conn = duckdb.connect()
+    conn.execute(
+        "create table t as select i as _row, 'x' || i as ticket_id, 'o' as order_id, "
+        "'e' as event_id, timestamp '2025-03-01' as event_start, "
+        "timestamp '2025-02-01' as sold_at, 12.5 as price, 'sold' as status "
+        "from range(1, 1001) r(i)"
+    )
+    validate._ge_batch_definition_and_suite.cache_clear()
+    assert validate.run_expectations(conn, "tickets", ["t"], date(2025, 6, 1)) == [[]]
+
+
 def test_great_expectations_sees_event_dates_to_the_day():
     """The event-date rule's bounds hold to the day: 1 January 1990 is accepted, 31 December
     1989 is not, and the last day of the horizon three years on is accepted, the next one not
