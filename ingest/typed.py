@@ -58,8 +58,15 @@ def sql_literal(text: str) -> str:
 
 
 def _case_map(expr: str, mapping: dict[str, str], default: str) -> str:
-    whens = " ".join(f"when {sql_literal(k)} then {sql_literal(v)}" for k, v in mapping.items())
-    return f"(case when {expr} is null then null else (case lower({expr}) {whens} else {default} end) end)"
+    """The code ``mapping`` gives the lower-cased value of ``expr``; ``default`` for any other
+    value, NULL for NULL. A MAP literal, looked up once per row: a CASE compared the value with
+    every key in turn (per 2M rows 0.10 against 0.29 CPU s for the genders; the bind a third
+    cheaper too; docs/performance.md, twenty-fifth round)."""
+    entries = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in mapping.items())
+    return (
+        f"(case when {expr} is null then null "
+        f"else coalesce(MAP {{{entries}}}[lower({expr})], {default}) end)"
+    )
 
 
 def _timestamp(expr: str, first: str | None = None, native: bool = False) -> str:

@@ -19,8 +19,15 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from ingest.standard import DATE_FORMATS
-from ingest.typed import _decimal, _decimal_full, _timestamp
+from ingest.standard import (
+    CHANNELS,
+    DATE_FORMATS,
+    DISCIPLINE_ALIASES,
+    GENDERS,
+    STATUSES,
+    TICKET_TYPES,
+)
+from ingest.typed import _case_map, _decimal, _decimal_full, _timestamp
 from privacy.normalise import (
     fallback_identity,
     normalise_email,
@@ -158,6 +165,28 @@ def duck():
 
 def _parse(conn, expression_of, text: str):
     return conn.execute(f"select {expression_of('v')} from (select ?::varchar as v)", [text]).fetchall()[0][0]  # fmt: skip
+
+
+CODE_MAPS = {"ticket_type": TICKET_TYPES, "channel": CHANNELS, "status": STATUSES,
+             "gender": GENDERS, "discipline": DISCIPLINE_ALIASES}  # fmt: skip
+
+
+@BOUNDED
+@given(st.data(), st.sampled_from(sorted(CODE_MAPS)))
+def test_a_code_in_any_case_maps_to_its_standard_value_and_any_other_text_to_the_default(
+    duck, data, name
+):
+    """The code columns (ingest/typed.py, ``_case_map``): every spelling the standard knows, in
+    any mix of upper and lower case, gives its value; any other text the default; NULL stays
+    NULL."""
+    mapping = CODE_MAPS[name]
+    key = data.draw(st.sampled_from(sorted(mapping)))
+    cased = "".join(ch.upper() if data.draw(st.booleans()) else ch for ch in key)
+    expression = partial(_case_map, mapping=mapping, default="'other'")
+    assert _parse(duck, expression, cased) == mapping[key], cased
+    other = data.draw(st.text(max_size=12).filter(lambda t: t.lower() not in mapping))
+    assert _parse(duck, expression, other) == "other", other
+    assert _parse(duck, expression, None) is None
 
 
 AMOUNT = st.decimals(min_value=Decimal("0"), max_value=Decimal("99999.99"), places=2)
