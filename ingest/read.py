@@ -353,6 +353,13 @@ def _csv_relation(conn: duckdb.DuckDBPyConnection, sql: str, params: list, skip:
     return _relation(source, params, headers, head="csv_head")
 
 
+# errors of the SQL this module writes (a misspelt function, a column bound wrongly), never of a
+# member's file: DuckDB reports a file's problems as invalid input. Raised as they are, so a
+# defect of ours is not reported to the member as their file's fault (as "ragged rows", say)
+_OWN_SQL_ERRORS = (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException,
+                   duckdb.InternalException)  # fmt: skip
+
+
 class _LoaderFailed(Exception):
     """The loader failed on a file DuckDB reads as text: a defect of ours, not the file's."""
 
@@ -449,6 +456,8 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
             )
             _checked(conn, result, relation, load)
         except duckdb.Error as exc:
+            if isinstance(exc, _OWN_SQL_ERRORS):
+                raise
             # any error may come from a Windows-1252 file read as UTF-8 (a parallel scan can
             # stumble over its bytes as a ragged row first): only a file that is valid UTF-8
             # gets the error reported; the check reads the file, on this path only
@@ -462,6 +471,8 @@ def _read(conn: duckdb.DuckDBPyConnection, source: DeliveryFile, load: Loader | 
                     )
                     _checked(conn, result, relation, load)
                 except duckdb.Error as exc2:
+                    if isinstance(exc2, _OWN_SQL_ERRORS):
+                        raise
                     raise _csv_error(exc2, utf8, "utf-8", delimiter, skip) from None
     elif fmt == "parquet":
         sql = "read_parquet(?)"

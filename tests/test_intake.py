@@ -222,6 +222,25 @@ def test_ragged_rows_are_named_by_row_number_without_their_values(home):
     assert not any(home.quarantine.glob("*/*"))
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_an_error_of_our_own_sql_is_raised_not_blamed_on_the_members_file(tmp_path, monkeypatch,
+                                                                          encoding):  # fmt: skip
+    """A binder error in the SQL that reads a CSV is a defect of ours: it is raised as it is,
+    not reported to the member as ragged rows (its text mentions columns), also on the path
+    that retries a Windows-1252 file."""
+    from ingest import read
+
+    path = tmp_path / "tickets.csv"
+    path.write_bytes("ticket_id,price,naam\nT1,12.50,Caf\u00e9\n".encode(encoding))
+
+    def broken(*args, **kwargs):
+        raise duckdb.BinderException("table csv_head has 3 columns but 2 values were supplied")
+
+    monkeypatch.setattr(read, "_csv_relation", broken)
+    with pytest.raises(duckdb.BinderException):
+        read.read_delivery(duckdb.connect(), read.DeliveryFile(path, None))
+
+
 def test_values_of_the_delivery_standard_are_read_as_members_mean_them(home):
     """Windows-1252's own characters (the euro sign, S and Z with caron), the two-year lead
     time to the day, capacities with Dutch thousands, a decimal point only where the file's
