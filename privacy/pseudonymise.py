@@ -158,18 +158,12 @@ def add_person_keys(conn, keyring: Keyring, candidates_sql: str) -> int:
     who has a record key keeps it (after a key rotation that is the key carried over from the
     old pseudonym, privacy/rotation.py).
     """
-    from privacy.keyed_sql import KeyParams, execute_keyed
-
-    params = KeyParams("r")
-    expr = params.record_key_sql(keyring.derive("record"), "candidate.person_key")
-    [(n,)] = execute_keyed(
-        conn,
-        "insert into wh.pseudo.person_record_keys (person_key, record_key, person_head) "
-        f"select candidate.person_key, {expr}, candidate.person_head "
+    [(n,)] = _execute_with_record_key(
+        conn, keyring, "candidate.person_key",
+        lambda expr: "insert into wh.pseudo.person_record_keys (person_key, record_key, "
+        f"person_head) select candidate.person_key, {expr}, candidate.person_head "
         f"from ({candidates_sql}) as candidate(person_key, person_head)",
-        params,
-        "computing record keys",
-    ).fetchall()
+    ).fetchall()  # fmt: skip
     return n
 
 
@@ -181,19 +175,25 @@ def complete_record_keys(conn, keyring: Keyring) -> int:
     (publieksdata/warehouse.py moves its pseudonyms into pseudo.person_record_keys). The
     privacy step ends with this, so dbt never sees one missing.
     """
-    from privacy.keyed_sql import KeyParams, execute_keyed
-
     [(missing,)] = conn.execute(
         "select count(*) from wh.pseudo.person_record_keys where record_key is null"
     ).fetchall()
     if not missing:
         return 0
-    params = KeyParams("r")
-    expr = params.record_key_sql(keyring.derive("record"), "person_key")
-    execute_keyed(
-        conn,
-        f"update wh.pseudo.person_record_keys set record_key = {expr} where record_key is null",
-        params,
-        "computing record keys",
-    )
+    _execute_with_record_key(
+        conn, keyring, "person_key",
+        lambda expr: f"update wh.pseudo.person_record_keys set record_key = {expr} "
+        "where record_key is null",
+    )  # fmt: skip
     return missing
+
+
+def _execute_with_record_key(conn, keyring: Keyring, person_key_sql: str,
+                             sql_of: Callable[[str], str]):  # fmt: skip
+    """Run ``sql_of(expr)``, where ``expr`` is the record key of ``person_key_sql`` computed by
+    DuckDB, its key bound as a parameter (privacy/keyed_sql.py), never SQL text."""
+    from privacy.keyed_sql import KeyParams, execute_keyed
+
+    params = KeyParams("r")
+    expr = params.record_key_sql(keyring.derive("record"), person_key_sql)
+    return execute_keyed(conn, sql_of(expr), params, "computing record keys")
