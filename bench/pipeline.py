@@ -10,7 +10,8 @@ Reports per stage (generate, reference, intake+validation+pseudonymisation -- on
 single pass, `intake_and_privacy`; before it two, `intake_validation` and `pseudonymisation` --
 dbt models, dbt tests, publication) the wall time, the peak RSS and the CPU seconds of the process tree
 (dbt runs in a child process), the cores that makes on average, the CPU time the hypervisor
-stole from the machine meanwhile (a disturbed hour shows there), the floor with its own CPU
+stole from the machine meanwhile (a disturbed hour shows there), the cores used in every two
+seconds of each stage (``cores_every_2s``: where a core stands idle), the floor with its own CPU
 seconds, and the ratios job/floor and nightly/full. With ``--repeat N`` each size is run N
 times (the same generated sector, a new data home each time) and ``summary`` gives the median
 of each ratio per size beside every run's: the machine's speed drifts from hour to hour, and
@@ -131,6 +132,28 @@ class RssSampler(threading.Thread):
             "steal_s": round(steal1 - steal0, 1),
         }
 
+    def cores_over_time(self, start: float, end: float, window: float = 2.0) -> list[float]:
+        """The cores the process tree used in each ``window`` seconds from ``start`` (the last
+        window may be shorter; one shorter than a sample period is left out). Where a stage
+        leaves a core idle (a start waiting on the disk, a tail of one statement at a time)
+        shows here, not in the stage's average (docs/performance.md, twenty-sixth round)."""
+        samples = [s for s in self.cpu if start - 0.1 <= s[0] <= end + 0.1]
+        out: list[float] = []
+        first = 0
+        while first < len(samples) - 1:
+            last = first + 1  # at least one sample on, even after a stall of the sampler
+            while (
+                last + 1 < len(samples)
+                and samples[last + 1][0] - samples[first][0] <= window + 0.01
+            ):
+                last += 1
+            (t0, cpu0, _), (t1, cpu1, _) = samples[first], samples[last]
+            if t1 - t0 < 0.3:
+                break
+            out.append(round((cpu1 - cpu0) / (t1 - t0), 2))
+            first = last
+        return out
+
 
 def floor_seconds(landing: Path) -> float:
     """DuckDB reading every delivery once, all columns (CSV, Parquet; XLSX with calamine)."""
@@ -183,6 +206,7 @@ def stage_times(instance, result, sampler: RssSampler) -> dict:
                 "seconds": round(ends[step] - starts[step], 1),
                 "peak_rss_mb": sampler.peak_mb(starts[step], ends[step]),
                 **sampler.cpu_between(starts[step], ends[step]),
+                "cores_every_2s": sampler.cores_over_time(starts[step], ends[step]),
             }
     return out
 

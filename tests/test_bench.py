@@ -69,6 +69,21 @@ def test_cpu_between_two_moments_takes_the_nearest_samples(bench):
     assert sampler.cpu_between(100.19, 102.05) == {"cpu_s": 3.6, "cores": 2.0, "steal_s": 0.5}
 
 
+def test_the_cores_of_every_window_come_from_the_samples_in_it(bench):
+    sampler = bench.RssSampler()
+    # 0.5 s apart: two cores busy for 2 s, then one core for 2 s, then 0.4 s of nothing
+    times = [100.0 + 0.5 * i for i in range(10)]
+    cpu = [0.0, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 6.0]
+    sampler.cpu = [(t, c, 0.0) for t, c in zip(times, cpu, strict=True)]
+    sampler.cpu.insert(0, (99.0, -5.0, 0.0))  # before the stage: not counted
+    assert sampler.cores_over_time(100.0, 104.5) == [2.0, 1.0, 0.0]
+    # a tail shorter than a sample period is left out, not divided by almost nothing
+    assert sampler.cores_over_time(100.0, 102.2) == [2.0]
+    # a sampler that stalled for 5.5 s: that stretch is one window, the timeline goes on
+    sampler.cpu = [(0.0, 0.0, 0.0), (0.5, 1.0, 0.0), (6.0, 3.0, 0.0), (6.5, 4.0, 0.0)]
+    assert sampler.cores_over_time(0.0, 6.5) == [2.0, 0.36, 2.0]
+
+
 def test_stolen_time_is_read_from_the_machine(bench):
     first = bench.steal_seconds()
     assert first >= 0.0
