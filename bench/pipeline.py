@@ -211,6 +211,13 @@ def stage_times(instance, result, sampler: RssSampler) -> dict:
     return out
 
 
+def dbt_warm_used(instance, result) -> bool:
+    """Whether the run's dbt build ran in the process warmed during intake (orchestration/dbt_warm.py)."""
+    from orchestration.dbt_warm import RAN_WARM
+
+    return any(entry.user_message == RAN_WARM for entry in instance.all_logs(result.run_id))
+
+
 def dbt_split(home: Path) -> dict:
     """Time of dbt models vs dbt tests, from run_results.json."""
     results = json.loads((home / "dbt" / "target" / "run_results.json").read_text())["results"]
@@ -335,6 +342,7 @@ def run_size(rows: int, seed: int) -> dict:
                 "wall_s": round(t3 - t2, 1),
                 **sampler.cpu_between(t2, t3),
                 "stages": stage_times(instance, result, sampler),
+                "dbt_warm": dbt_warm_used(instance, result),
                 **dbt_split(root),
                 **loaded_counts(root),
             }
@@ -344,7 +352,8 @@ def run_size(rows: int, seed: int) -> dict:
             t5 = time.time()
             nightly = {"rows": nightly_rows, "wall_s": round(t5 - t4, 1),
                        **sampler.cpu_between(t4, t5),
-                       "stages": stage_times(instance, result2, sampler), **dbt_split(root),
+                       "stages": stage_times(instance, result2, sampler),
+                       "dbt_warm": dbt_warm_used(instance, result2), **dbt_split(root),
                        **loaded_counts(root)}  # fmt: skip
         sampler.stop()
         return {

@@ -11,6 +11,7 @@ configure_environment()
 from orchestration.assets.dbt import dbt_models  # noqa: E402
 from orchestration.assets.intake import deliveries, reference_data  # noqa: E402
 from orchestration.assets.publication import release  # noqa: E402
+from orchestration.dbt_warm import launcher  # noqa: E402
 from orchestration.jobs import (  # noqa: E402
     daily_retention_purge,
     delivery_intake,
@@ -26,6 +27,6 @@ defs = dg.Definitions(
     jobs=[sector_refresh, delivery_intake, retention_purge],
     schedules=[nightly_sector_refresh, daily_retention_purge],
     sensors=[landing_sensor],
-    resources={"dbt": DbtCli(project_dir=dbt_project)},
+    resources={"dbt": DbtCli(project_dir=dbt_project, dbt_executable=launcher())},
     executor=dg.in_process_executor,
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
+from orchestration.dbt_warm import LAUNCHER
 from orchestration.environment import put_dbt_on_path
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -69,7 +70,9 @@ class DbtCli(DbtCliResource):
         executable = shutil.which(self.dbt_executable)
         if (
             executable
-            and Path(executable).name == "dbt"  # dbt-core's entry point, not dbtf (Fusion)
+            # dbt-core's entry point or the launcher that runs it (orchestration/dbt_warm.py),
+            # not dbtf (Fusion)
+            and Path(executable).name in ("dbt", LAUNCHER)
             and Path(executable).parent == Path(sys.executable).parent
         ):
             return version.parse(importlib.metadata.version("dbt-core"))

@@ -19,9 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_sensor_requests_one_run_per_delivery_and_the_run_loads_it(home, monkeypatch):
+    from orchestration import dbt_warm
     from orchestration.definitions import defs
 
     monkeypatch.setenv("PUBLIEKSDATA_LANDING_SETTLE_SECONDS", "0")
+    # no dbt build follows in these runs: no warm dbt process for one (orchestration/dbt_warm.py)
+    warmed = []
+    monkeypatch.setattr(dbt_warm, "start", lambda: warmed.append(1))
     write_minimal_sector(home)
     deliver(home, "th_a", "tickets.csv", tickets_csv(20))
     deliver(home, "mu_b", "broken.csv", tickets_csv(5).replace("price", "amount"))
@@ -51,6 +55,7 @@ def test_sensor_requests_one_run_per_delivery_and_the_run_loads_it(home, monkeyp
         text = json.dumps({k: str(v.value) for k, v in check.metadata.items()})
         assert "required_column" in text and "broken.csv" in text
         assert "visitor" not in text
+    assert warmed == []
     conn = duckdb.connect(str(home.warehouse), read_only=True)
     assert conn.execute("select count(*) from pseudo.tickets").fetchone()[0] == 20
     conn.close()

@@ -165,6 +165,45 @@ def test_a_group_whose_load_failed_is_not_loaded_again(home, monkeypatch):
     assert loads == [[0]]
 
 
+@pytest.mark.parametrize(
+    ("min_rows", "expected"),
+    [(20, [[0, 1, 2], [3, 4]]), (1_000, [[0, 1, 2, 3, 4]])],
+    ids=["loaded when due", "waits to be full"],
+)
+def test_a_group_is_loaded_as_soon_as_it_holds_the_minimum(home, monkeypatch, min_rows, expected):
+    """A free loader does not wait for a group to be full (GROUP_ROWS): as soon as the read's
+    next validated deliveries hold GROUP_MIN_ROWS rows, they are loaded, and the deliveries
+    validated after them go in the next group. Never out of the read's order: a delivery
+    validated before the one ahead of it waits for it."""
+    from pathlib import Path
+
+    from ingest.intake import Validated
+    from privacy.keyring import open_keyring
+    from publieksdata.warehouse import work_connection
+
+    loads = []
+    monkeypatch.setattr(privacy.step.SinglePass, "_load",
+                        lambda self, group: loads.append([v.order for v in group]))  # fmt: skip
+    monkeypatch.setattr(privacy.step, "GROUP_ROWS", 100)
+    monkeypatch.setattr(privacy.step, "GROUP_MIN_ROWS", min_rows)
+
+    def validated(order):
+        return Validated(order, {}, "tickets", f"typed_{order}", 10, {}, Path("x"))
+
+    with work_connection(home) as conn:
+        loader = privacy.step.SinglePass(conn, open_keyring(home), [0, 1, 2, 3, 4])
+        loader.settle(0, validated(0))  # 10 rows: may still grow
+        assert loads == []
+        loader.settle(2, validated(2))  # after 1, which is not validated yet: waits
+        assert loads == []
+        loader.settle(1, validated(1))  # 0, 1 and 2: 30 rows
+        assert loads == (expected[:1] if min_rows <= 30 else [])
+        loader.settle(3, validated(3))
+        loader.settle(4, validated(4))  # the read's last delivery
+        loader.close()
+    assert loads == expected
+
+
 def test_uploads_sealed_at_once_keep_their_landing_order_in_quarantine(home, monkeypatch):
     """An interrupted run's originals are read back in name order: a1.csv, sealed first
     because a0.csv takes longer, still gets the later delivery id, so that after a crash the

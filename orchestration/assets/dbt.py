@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from orchestration import dbt_warm
 from orchestration.project import dbt_project, prepare_manifest
 from publieksdata.faults import fault_point
 from publieksdata.locking import warehouse_lock
@@ -70,6 +71,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
                     fault_point("dbt.mid_build", also_kill=[invocation.process.pid])
         finally:
             _stop(invocation.process)  # never leave dbt writing after the step (and lock) ended
+            warm = dbt_warm.stop()  # the warm process that ran it, or an unused one, ended
+    served = warm is not None and warm.served()
+    context.log.info(dbt_warm.RAN_WARM if served else "dbt started for this step")
     fault_point("dbt.after_build")
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ingest.intake import DeliveryOutcome
 from ingest.reference import load_reference
+from orchestration import dbt_warm
 from orchestration.withheld import values_withheld
 from privacy.step import take_and_pseudonymise
 from publieksdata.locking import warehouse_lock
@@ -70,12 +71,20 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig):
     """Intake and the privacy step in one pass (privacy/step.py, ``take_and_pseudonymise``):
     each delivery is read once, validated and pseudonymised, with no file between the two."""
     home = data_home()
-    with (
-        warehouse_lock(home, f"intake and privacy (run {context.run.run_id})"),
-        # the single pass runs on the privacy step's memory limit (privacy/step.py)
-        values_withheld("intake and privacy", memory_setting="PUBLIEKSDATA_PRIVACY_MEMORY"),
-    ):
-        outcomes, pseudonymised = take_and_pseudonymise(home, only=config.files or None)
+    if any(node.name == "dbt_models" for node in context.job_def.nodes):
+        # dbt builds after this step in this run: it imports dbt meanwhile, on a core this
+        # step leaves idle (orchestration/dbt_warm.py)
+        dbt_warm.start()
+    try:
+        with (
+            warehouse_lock(home, f"intake and privacy (run {context.run.run_id})"),
+            # the single pass runs on the privacy step's memory limit (privacy/step.py)
+            values_withheld("intake and privacy", memory_setting="PUBLIEKSDATA_PRIVACY_MEMORY"),
+        ):
+            outcomes, pseudonymised = take_and_pseudonymise(home, only=config.files or None)
+    except BaseException:
+        dbt_warm.stop()  # no build follows a failed step
+        raise
     status = Counter(o.status for o in outcomes)
     rejected = [o for o in outcomes if o.status == "rejected"]
     for o in rejected:

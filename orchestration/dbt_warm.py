@@ -1,0 +1,292 @@
+"""dbt started before its step: a process that has imported dbt waits for the build.
+
+Before dbt does any work, Python spends about 1.7 s of one core importing dbt-core, its DuckDB
+adapter and DuckDB (docs/performance.md, "Twenty-seventh round"). In a run that builds dbt after
+intake, that import is done during intake by a *warm* process, on a thread of the lowest CPU
+priority (nice 19: it takes only a core that intake leaves idle), and that process then runs
+the dbt step's build.
+
+- The dbt step runs ``publieksdata-dbt`` (the *launcher*) where it would run ``dbt``; dagster-dbt
+  starts it and reads its output as it would dbt's. The launcher connects to the warm process
+  (its socket is in PUBLIEKSDATA_DBT_WARM), hands over its arguments, environment, working
+  directory and its standard input, output and error (the file descriptors themselves), and
+  waits. The warm process runs ``dbt <arguments>`` exactly as the ``dbt`` command would, into
+  the launcher's output, and sends back the exit status.
+- Without a warm process (none started, its socket not yet there because it is still
+  importing, already used, gone) the launcher becomes the real ``dbt`` (exec: the same
+  process), as before.
+- One build per warm process: it takes one request and ends with it.
+- A build ends with its launcher: when the launcher's connection closes (the launcher killed
+  with its job, or stopped by the step), the warm process kills itself, as dbt itself would
+  have been killed. The launcher exits only after the warm process has, so dbt has closed the
+  warehouse file when the step goes on.
+- Unused, it ends by itself when the process that started it is gone, or after
+  PUBLIEKSDATA_DBT_WARM_IDLE seconds (default 3600).
+
+Its socket lives in a private temporary directory (mode 0700): only this user can connect.
+Nothing of the data passes through it, only dbt's command line and environment.
+
+This module imports nothing heavy at its top: the launcher starts with it on every build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV = "PUBLIEKSDATA_DBT_WARM"
+IDLE_ENV = "PUBLIEKSDATA_DBT_WARM_IDLE"
+LAUNCHER = "publieksdata-dbt"
+_SOCKET = "dbt.sock"
+_TAKEN = b"T"  # the warm process took the request: from now on it runs the build
+_LENGTH = struct.Struct(">I")
+SERVED, UNUSED = 0, 3  # the warm process's exit status
+# the dbt step's log line when the warm process ran its build
+RAN_WARM = "dbt ran in the process warmed during intake (orchestration/dbt_warm.py)"
+_STATUS = struct.Struct(">i")
+# what dbt imports before it runs a command: dbt-core's CLI and the adapter of this project
+_IMPORTS = ("dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.duckdb.impl")
+
+
+# ---------------------------------------------------------------------------------------------
+# the step's side: start and stop a warm process
+
+
+@dataclass
+class Warm:
+    """A warm process started by ``start``; ``socket`` is where it will listen."""
+
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / _SOCKET
+
+    def served(self) -> bool:
+        """True when the warm process ran a build and has exited (the launcher waits for that)."""
+        return self.process.poll() == SERVED
+
+    def stop(self) -> None:
+        """End the warm process if it still runs and remove its folder. Called after the
+        build's launcher exited, or before a new one is started: a warm process that took a
+        build has ended by then (with the build, or killed with its launcher)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_current: Warm | None = None
+_lock = threading.Lock()
+
+
+def start() -> Warm:
+    """Start a warm process for the next build of this process's runs (PUBLIEKSDATA_DBT_WARM
+    points the launcher at it); an unused one started before is stopped first."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.stop()
+        folder = Path(tempfile.mkdtemp(prefix="publieksdata-dbt-"))  # mode 0700
+        process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "orchestration.dbt_warm", "serve", str(folder / _SOCKET)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )  # fmt: skip
+        _current = Warm(process, folder)
+        os.environ[ENV] = str(_current.socket)
+        return _current
+
+
+def stop() -> Warm | None:
+    """Forget the warm process started by ``start`` (stopped if unused); return it."""
+    global _current
+    with _lock:
+        warm, _current = _current, None
+        if os.environ.get(ENV) == (str(warm.socket) if warm else None):
+            os.environ.pop(ENV, None)
+        if warm is not None:
+            warm.stop()
+        return warm
+
+
+def launcher() -> str:
+    """The launcher beside this Python (installed with the project), else plain ``dbt``."""
+    path = Path(sys.executable).parent / LAUNCHER
+    return str(path) if path.exists() else "dbt"
+
+
+# ---------------------------------------------------------------------------------------------
+# the launcher (``publieksdata-dbt``)
+
+
+def launch() -> None:
+    """Run ``dbt <arguments>`` in the warm process if there is one, else become ``dbt``."""
+    args = sys.argv[1:]
+    path = os.environ.get(ENV)
+    if path:
+        status = _through_warm(path, args)
+        if status is not None:
+            sys.stdout.flush()
+            os._exit(status)
+    dbt = Path(sys.executable).parent / "dbt"
+    os.execv(str(dbt), [str(dbt), *args])
+
+
+def _through_warm(path: str, args: list[str]) -> int | None:
+    """The build's exit status from the warm process at ``path``; None if it did not take it."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+        request = json.dumps({"args": args, "cwd": os.getcwd(), "env": dict(os.environ)})
+        body = request.encode("utf-8")
+        socket.send_fds(conn, [_LENGTH.pack(len(body))], [0, 1, 2])
+        conn.sendall(body)
+        if _receive(conn, 1) != _TAKEN:
+            return None  # it ended before taking the build: nothing ran
+    except OSError:
+        conn.close()
+        return None  # no warm process there (any more): nothing ran
+    # from here the build runs there; this process's death ends it (the warm process watches
+    # this connection), so the default actions of SIGTERM and SIGINT are what they should be
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    status = _receive(conn, _STATUS.size)
+    while _receive(conn, 1):  # the connection closes when the warm process has exited
+        pass
+    if len(status) != _STATUS.size:
+        print("dbt's warm process ended without an exit status", file=sys.stderr)
+        return 1
+    return _STATUS.unpack(status)[0]
+
+
+def _receive(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# the warm process (``python -m orchestration.dbt_warm serve <socket>``)
+
+
+def serve(path: str) -> int:
+    parent = os.getppid()
+    importing = threading.Thread(target=_import_dbt, name="import-dbt")
+    importing.start()
+    importing.join()
+    idle = float(os.environ.get(IDLE_ENV, "3600"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)  # only now: a launcher that finds no socket runs dbt itself
+    listener.listen(1)
+    listener.settimeout(1.0)
+    deadline = time.monotonic() + idle
+    try:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                if os.getppid() != parent or time.monotonic() > deadline:
+                    return UNUSED
+                continue
+            request = _take(conn)
+            if request is not None:
+                break
+            conn.close()
+    finally:
+        listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))
+    args, cwd, env, fds = request
+    conn.settimeout(None)
+    conn.sendall(_TAKEN)
+    threading.Thread(target=_die_with, args=(conn,), daemon=True, name="launcher").start()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for number, fd in enumerate(fds):
+        os.dup2(fd, number)
+        os.close(fd)
+    status = _run_dbt(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.sendall(_STATUS.pack(status))
+    return SERVED  # the launcher's connection closes when this process has exited
+
+
+def _import_dbt() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
+    except (AttributeError, OSError):
+        pass  # not Linux: imported at the process's priority
+    import importlib
+
+    for name in _IMPORTS:
+        importlib.import_module(name)
+
+
+def _take(conn: socket.socket) -> tuple[list[str], str, dict[str, str], list[int]] | None:
+    """A launcher's request (arguments, working directory, environment, its three file
+    descriptors), or None if it is not one."""
+    conn.settimeout(10.0)
+    try:
+        head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
+        if len(fds) != 3 or len(head) != _LENGTH.size:
+            for fd in fds:
+                os.close(fd)
+            return None
+        body = _receive(conn, _LENGTH.unpack(head)[0])
+        request = json.loads(body.decode("utf-8"))
+        return list(request["args"]), request["cwd"], dict(request["env"]), fds
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _die_with(conn: socket.socket) -> None:
+    """Kill this process when the launcher's connection closes before the build ended."""
+    try:
+        while conn.recv(1):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_dbt(args: list[str]) -> int:
+    """``dbt <args>`` as the ``dbt`` command runs it (dbt-core's entry point); its exit status."""
+    from dbt.cli.main import cli
+
+    sys.argv = ["dbt", *args]
+    try:
+        cli.main(args=args, prog_name="dbt")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"] and len(sys.argv) == 3:
+        sys.exit(serve(sys.argv[2]))
+    sys.exit("usage: python -m orchestration.dbt_warm serve <socket>")
