@@ -12,7 +12,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
-from orchestration.dbt_warm import LAUNCHER
+from orchestration.dbt_warm import LAUNCHER, ParseAhead
 from orchestration.environment import put_dbt_on_path
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -29,6 +29,18 @@ def _newest_source_mtime() -> float:
                if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv"}
                and "target" not in p.relative_to(DBT_PROJECT_DIR).parts[:1]]  # fmt: skip
     return max((p.stat().st_mtime for p in sources), default=0.0)
+
+
+def build_target(home) -> Path:
+    """The target folder of the job's dbt builds in data home ``home`` (its ``dbt.log`` too)."""
+    return home.dbt / "target"
+
+
+def parse_ahead(home) -> ParseAhead | None:
+    """What the warm dbt process should parse ahead of the build (orchestration/dbt_warm.py):
+    the project, when the build's target folder holds no saved parse as new as its files."""
+    ahead = ParseAhead(DBT_PROJECT_DIR, Path(dbt_project.profiles_dir), build_target(home))
+    return ahead if ahead.needed(_newest_source_mtime()) else None
 
 
 def prepare_manifest(force: bool = False) -> Path:

@@ -25,7 +25,7 @@ def test_sensor_requests_one_run_per_delivery_and_the_run_loads_it(home, monkeyp
     monkeypatch.setenv("PUBLIEKSDATA_LANDING_SETTLE_SECONDS", "0")
     # no dbt build follows in these runs: no warm dbt process for one (orchestration/dbt_warm.py)
     warmed = []
-    monkeypatch.setattr(dbt_warm, "start", lambda: warmed.append(1))
+    monkeypatch.setattr(dbt_warm, "start", lambda *a: warmed.append(1))
     write_minimal_sector(home)
     deliver(home, "th_a", "tickets.csv", tickets_csv(20))
     deliver(home, "mu_b", "broken.csv", tickets_csv(5).replace("price", "amount"))

@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration import dbt_warm
-from orchestration.project import dbt_project, prepare_manifest
+from orchestration.project import build_target, dbt_project, prepare_manifest
 from publieksdata.faults import fault_point
 from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home, k_threshold
@@ -51,7 +51,7 @@ class DbtBuildConfig(dg.Config):
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     home = data_home()
-    target = home.dbt / "target"
+    target = build_target(home)
     # The run date decides which years are open and so perturbed. dbt reads it itself when it
     # runs (PUBLIEKSDATA_AS_OF_DATE, which it inherits, else today: the on-run-start hook of
     # macros/perturbation.sql), so it is no --vars: a var that changes every day makes dbt

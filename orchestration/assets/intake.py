@@ -8,6 +8,7 @@ import dagster as dg
 from ingest.intake import DeliveryOutcome
 from ingest.reference import load_reference
 from orchestration import dbt_warm
+from orchestration.project import parse_ahead
 from orchestration.withheld import values_withheld
 from privacy.step import take_and_pseudonymise
 from publieksdata.locking import warehouse_lock
@@ -73,8 +74,8 @@ def deliveries(context: dg.AssetExecutionContext, config: IntakeConfig):
     home = data_home()
     if any(node.name == "dbt_models" for node in context.job_def.nodes):
         # dbt builds after this step in this run: it imports dbt meanwhile, on a core this
-        # step leaves idle (orchestration/dbt_warm.py)
-        dbt_warm.start()
+        # step leaves idle, and parses the project if the build would (orchestration/dbt_warm.py)
+        dbt_warm.start(parse_ahead(home))
     try:
         with (
             warehouse_lock(home, f"intake and privacy (run {context.run.run_id})"),
