@@ -207,9 +207,13 @@ def column_lineage(sql: str, inputs: dict[Relation, dict[str, Origin]]) -> dict[
     """
     try:
         parsed = sqlglot.parse_one(sql, dialect="duckdb")
+        # only the relations the query names (by name, whatever their schema): qualify reads
+        # no other, and normalising every warehouse relation's columns for each model was most
+        # of a fresh check's time (docs/performance.md, twenty-eighth round)
+        named = {t.name.lower() for t in parsed.find_all(exp.Table)}
         schema: dict = {}
         for (db, table), columns in inputs.items():
-            if columns:
+            if columns and table in named:
                 schema.setdefault(db, {})[table] = {c: "TEXT" for c in columns}
         qualified = qualify(
             parsed,

@@ -335,3 +335,26 @@ def test_a_large_group_is_stored_in_full_row_groups(home, monkeypatch):
     outcomes, _ = take_and_pseudonymise(home)
     assert [o.status for o in outcomes] == ["validated"] * 6
     assert stored == [(300_000, 3)]  # ceil(300,000 / 122,880) row groups
+
+
+def test_each_group_is_written_into_the_warehouse_file_as_it_is_loaded(home, monkeypatch):
+    """After each group's load its rows are in the warehouse file, not only in its write-ahead
+    log: the night's checkpoint is not left whole to the end of the read (privacy/step.py)."""
+    from conftest import write_minimal_sector
+
+    monkeypatch.setattr(privacy.step, "GROUP_MIN_ROWS", 1)  # a group per delivery, at once
+    write_minimal_sector(home)
+    deliver(home, "th_a", "a0.csv", tickets_csv(30))
+    deliver(home, "th_a", "a1.csv", tickets_csv(10))
+    wal = home.warehouse.with_name(home.warehouse.name + ".wal")
+    real, logged = privacy.step.SinglePass._load, []
+
+    def load_and_look(self, group):
+        real(self, group)
+        logged.append(wal.stat().st_size if wal.exists() else 0)
+
+    monkeypatch.setattr(privacy.step.SinglePass, "_load", load_and_look)
+    outcomes, loaded = privacy.step.take_and_pseudonymise(home)
+    assert [o.status for o in outcomes] == ["validated", "validated"]
+    assert sum(o.rows for o in loaded) == 40
+    assert logged == [0] * len(logged) and len(logged) >= 1
