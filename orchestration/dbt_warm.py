@@ -323,19 +323,14 @@ def _parse(ahead: ParseAhead, folder: Path) -> Path | None:
     from dbt.cli.main import dbtRunner
 
     target = folder / "target"
-    saved = dict(os.environ)
-    os.environ.update({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_FORMAT": "json"})
     try:
         done = dbtRunner().invoke([
-            "parse", "--quiet", "--project-dir", str(ahead.project_dir),
-            "--profiles-dir", str(ahead.profiles_dir), "--target-path", str(target),
-            "--log-path", str(target),
+            "parse", "--quiet", "--no-send-anonymous-usage-stats",
+            "--project-dir", str(ahead.project_dir), "--profiles-dir", str(ahead.profiles_dir),
+            "--target-path", str(target), "--log-path", str(target),
         ])  # fmt: skip
     except Exception:  # noqa: BLE001 (anything: the build parses for itself)
         return None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     result = target / _PARTIAL_PARSE
     return result if done.success and result.is_file() else None
 
