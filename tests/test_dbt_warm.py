@@ -107,6 +107,39 @@ def test_killing_the_launcher_kills_the_build(tmp_path):
     assert not warm.served()
 
 
+def test_a_build_in_the_warm_process_leaves_the_warehouse_closed_and_its_log_whole(tmp_path):
+    """The warm process skips Python's teardown after a build (``_end_served``), so it must
+    close the warehouse itself: DuckDB checkpoints it on closing, and a warehouse left to the
+    process's end would keep the build's writes in its WAL. dbt's log must be complete."""
+    import duckdb
+
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(
+        "name: tiny\nversion: '1.0'\nprofile: tiny\nconfig-version: 2\n"
+        "models:\n  tiny:\n    +materialized: table\n"
+    )
+    warehouse = tmp_path / "warehouse.duckdb"
+    (project / "profiles.yml").write_text(
+        f"tiny:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n"
+        f"      path: '{warehouse}'\n      threads: 1\n"
+    )
+    (project / "models" / "numbers.sql").write_text("select i from range(1000) t(i)")
+    warm = dbt_warm.start()
+    _ready(warm)
+    logs = tmp_path / "logs"
+    done = _launch("run", "--project-dir", str(project), "--profiles-dir", str(project),
+                   "--log-path", str(logs), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert warm.process.wait(timeout=30) == dbt_warm.SERVED
+    # the launcher returned after the warm process had exited: the file is closed, checkpointed
+    assert not Path(f"{warehouse}.wal").exists()
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        written = conn.execute("select count(*), sum(i) from main.numbers").fetchone()
+    assert written == (1000, 499500)
+    assert "Command `dbt run` succeeded" in (logs / "dbt.log").read_text()
+
+
 def test_an_unused_warm_process_ends_by_itself(tmp_path, monkeypatch):
     monkeypatch.setenv(dbt_warm.IDLE_ENV, "0.5")
     monkeypatch.setenv("PUBLIEKSDATA_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
