@@ -374,14 +374,66 @@ MIN_PACKAGES_PER_WORKER = 10  # fewer packages than this are not worth starting 
 _NAME_CHECK_FAILED = 3  # a worker's exit status: its message is a PublieksdataError's
 
 
-def _start_worker(plan: _Plan, number: int, codes: list[str]) -> subprocess.Popen:
-    job = Path(plan.shared) / f"worker-{number}.json"
-    job.write_text(json.dumps({"plan": plan.to_json(), "codes": codes, "parent": os.getpid()}),
-                   encoding="utf-8")  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "exports.package_worker", str(job)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def worker_count(members: int) -> int:
+    """Processes that write ``members`` packages, this one included."""
+    return max(1, min(publication_workers(), members // MIN_PACKAGES_PER_WORKER))
+
+
+class ReadyWorkers:
+    """Worker processes started before their jobs are known (``publish_release`` starts them
+    when it knows a release will be written): each imports what it needs (~0.25 s of a core)
+    while this process still prepares the release, then waits for its job on its standard
+    input. A worker never given a job sees its input close and ends without writing anything.
+    """
+
+    def __init__(self, count: int):
+        self._ready: list[tuple[subprocess.Popen, int]] = []
+        try:
+            for _ in range(count):
+                self._ready.append(_spawn_worker())
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self) -> tuple[subprocess.Popen, int]:
+        return self._ready.pop(0) if self._ready else _spawn_worker()
+
+    def close(self) -> None:
+        """End the workers not taken (their input closed: they end without a job)."""
+        ready, self._ready = self._ready, []
+        for _, feed in ready:
+            os.close(feed)
+        for worker, _ in ready:
+            worker.communicate()
+
+
+def _spawn_worker() -> tuple[subprocess.Popen, int]:
+    """A worker process that reads its job from the pipe whose write end is returned."""
+    job_end, feed = os.pipe()
+    try:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "exports.package_worker", "-"],
+            stdin=job_end, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    except BaseException:
+        os.close(feed)
+        raise
+    finally:
+        os.close(job_end)
+    return worker, feed
+
+
+def _start_worker(plan: _Plan, number: int, codes: list[str],
+                  ready: ReadyWorkers | None = None) -> subprocess.Popen:  # fmt: skip
+    """Give worker ``number`` its job: a ready one when there is one, else a new process."""
+    worker, feed = ready.take() if ready is not None else _spawn_worker()
+    job = json.dumps({"plan": plan.to_json(), "codes": codes, "parent": os.getpid()})
+    try:
+        with os.fdopen(feed, "w", encoding="utf-8") as pipe:
+            pipe.write(job)
+    except BrokenPipeError:
+        pass  # the worker ended before its job: _end_worker reports how
+    return worker
 
 
 def _end_worker(worker: subprocess.Popen) -> None:
@@ -402,12 +454,14 @@ def build_packages(
     release_dir: Path,
     home: DataHome,
     release: ReleaseInfo,
+    ready: ReadyWorkers | None = None,
 ) -> PackageResult:
     """Write ``institutions/<code>/`` for every member into a release folder being written.
 
     The members are split over PUBLIEKSDATA_PUBLICATION_WORKERS processes (this one and
     worker processes; at least MIN_PACKAGES_PER_WORKER packages each): writing a package is
-    Python's work, on one core per process (docs/performance.md, "Fifteenth round").
+    Python's work, on one core per process (docs/performance.md, "Fifteenth round"). Workers
+    come from ``ready`` (started ahead, see ``worker_count``) as far as it has them.
     """
     registry = read_registry(home)
     conn = duckdb.connect(str(release_dir / "marts.duckdb"), read_only=True)
@@ -459,9 +513,10 @@ def build_packages(
         ]
         plan = _Plan(str(release_dir), release, members, own_tables, sector_tables, omitted,
                      str(shared), cleared)  # fmt: skip
-        n = max(1, min(publication_workers(), len(members) // MIN_PACKAGES_PER_WORKER))
+        n = worker_count(len(members))
         parts = [[m.code for m in members[i::n]] for i in range(n)]
-        workers = [_start_worker(plan, i, codes) for i, codes in enumerate(parts[1:], start=1)]
+        workers = [_start_worker(plan, i, codes, ready)
+                   for i, codes in enumerate(parts[1:], start=1)]  # fmt: skip
         try:
             _write_share(plan, _Sources(conn, plan, tables, sector_data), parts[0])
             for worker in workers:

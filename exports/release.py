@@ -31,15 +31,19 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 import publieksdata
 from publieksdata.settings import DataHome, PublieksdataError, k_threshold
+
+if TYPE_CHECKING:
+    from exports.packages import ReadyWorkers
 
 PUBLISHED_SCHEMA = "published"
 DEFAULT_KEEP_RELEASES = 14
@@ -119,13 +123,23 @@ def _publication_lock(home: DataHome) -> Iterator[bool]:
 
 
 def publish_release(
-    home: DataHome, *, open_years_perturbed: bool = False, only_if_changed: bool = False
+    home: DataHome,
+    *,
+    open_years_perturbed: bool = False,
+    only_if_changed: bool = False,
+    checked: Callable[[], object] | None = None,
 ) -> Release:
     """Write, verify and switch to a new release of the warehouse's published tables.
 
     With ``only_if_changed``, a release whose content would equal the current one is not
     written: the current release is returned with ``unchanged=True``.
+
+    ``checked``: waits for a check of the release that runs beside this call (the release
+    step's person-key guard, on a thread of its own) and raises to block it. It is called
+    before anything is written, and before an unchanged release is kept.
     """
+    from exports.packages import ReadyWorkers, read_registry, worker_count
+
     keep = keep_releases()  # a wrong setting fails before anything is written
     with _publication_lock(home) as locked:
         if not locked:
@@ -138,12 +152,21 @@ def publish_release(
         if only_if_changed:
             kept = _current_if_same(home, fingerprint)
             if kept is not None:
+                if checked is not None:
+                    checked()
                 return kept
+        # the package workers import while the check and the release's tables finish (the
+        # registry's members; a member only in the data gets a worker started when needed)
+        ready = ReadyWorkers(worker_count(len(read_registry(home))) - 1)
         try:
-            release = _write_release(home, open_years_perturbed, fingerprint)
+            if checked is not None:
+                checked()
+            release = _write_release(home, open_years_perturbed, fingerprint, ready)
         except BaseException:
+            ready.close()
             _remove_incomplete(home)  # a failed release leaves nothing behind
             raise
+        ready.close()
         prune_releases(home, keep, _locked=True)
     return release
 
@@ -201,7 +224,8 @@ def _current_if_same(home: DataHome, fingerprint: str) -> Release | None:
     return Release(current.name, current, manifest, unchanged=True)
 
 
-def _write_release(home: DataHome, open_years_perturbed: bool, fingerprint: str) -> Release:
+def _write_release(home: DataHome, open_years_perturbed: bool, fingerprint: str,
+                   ready: ReadyWorkers | None = None) -> Release:  # fmt: skip
     from exports.packages import build_packages
     from exports.report import ReleaseInfo
 
@@ -241,7 +265,7 @@ def _write_release(home: DataHome, open_years_perturbed: bool, fingerprint: str)
         release_id=release_id, created_at=created_at, k=k_threshold(),
         open_years_perturbed=open_years_perturbed, code_version=publieksdata.__version__,
     )  # fmt: skip
-    packages = build_packages(incoming, home, info)
+    packages = build_packages(incoming, home, info, ready)
     files = {
         str(p.relative_to(incoming)): _sha256(p)
         for p in sorted(incoming.rglob("*")) if p.is_file()

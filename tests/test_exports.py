@@ -601,12 +601,12 @@ def test_a_failed_worker_stops_the_others_before_the_release_is_removed(warehous
     started = []
     real_start = exports.packages._start_worker
 
-    def start(plan, number, codes):
+    def start(plan, number, codes, ready=None):
         if number == 2:
             worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
                                       stderr=subprocess.PIPE, text=True)  # fmt: skip
         else:
-            worker = real_start(plan, number, codes)
+            worker = real_start(plan, number, codes, ready)
         started.append(worker)
         return worker
 
@@ -622,6 +622,77 @@ def test_a_failed_worker_stops_the_others_before_the_release_is_removed(warehous
                 worker.kill()
                 worker.wait()
     assert not list(warehouse_home.published.glob(".incoming-*"))
+
+
+def test_a_release_waits_for_its_check_and_a_failed_check_writes_nothing(warehouse_home,
+                                                                          monkeypatch):  # fmt: skip
+    """The release step's guard runs on a thread beside publish_release, which waits for it
+    (``checked``) before it writes anything: a failed check, also one that fails late, leaves
+    no folder, no worker process and the current release as it was, changed content or not."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import exports.packages
+    import exports.release
+
+    monkeypatch.setattr(exports.packages, "MIN_PACKAGES_PER_WORKER", 1)
+    monkeypatch.setenv("PUBLIEKSDATA_PUBLICATION_WORKERS", "2")
+    first = publish_release(warehouse_home)
+    spawned = []
+    real_spawn = exports.packages._spawn_worker
+    monkeypatch.setattr(exports.packages, "_spawn_worker",
+                        lambda: spawned.append(real_spawn()) or spawned[-1])  # fmt: skip
+    fingerprinted = threading.Event()
+    real_fingerprint = exports.release.content_fingerprint
+
+    def fingerprint(*args, **kwargs):
+        fingerprinted.set()
+        return real_fingerprint(*args, **kwargs)
+
+    monkeypatch.setattr(exports.release, "content_fingerprint", fingerprint)
+    seen = []
+
+    def late_failing_check():
+        fingerprinted.wait(timeout=60)
+        time.sleep(0.5)  # publish_release goes on meanwhile, as far as it may
+        seen.append(sorted(p.name for p in warehouse_home.published.glob(".incoming-*")))
+        raise PublieksdataError("publication blocked by the person-key guard: test")
+
+    def publish_checked(check, **kwargs):
+        fingerprinted.clear()
+        with ThreadPoolExecutor(1) as pool:
+            return publish_release(warehouse_home, checked=pool.submit(check).result, **kwargs)
+
+    conn = duckdb.connect(str(warehouse_home.warehouse))
+    conn.execute("delete from published.benchmark where rowid = (select min(rowid) from "
+                 "published.benchmark)")  # the content changed: a release would be written  # fmt: skip
+    conn.close()
+    for only_if_changed in (False, True):
+        with pytest.raises(PublieksdataError, match="person-key guard: test"):
+            publish_checked(late_failing_check, only_if_changed=only_if_changed)
+        assert current_release(warehouse_home) == first.path
+        assert list_releases(warehouse_home) == [first.release_id]
+        assert not list(warehouse_home.published.glob(".incoming-*"))
+    assert seen == [[], []]
+    # the ready workers were started, and ended without a job
+    assert len(spawned) == 2 and all(worker.returncode == 0 for worker, _ in spawned)
+    # an unchanged release is not kept either when the check fails
+    kept = publish_release(warehouse_home, only_if_changed=True)
+    with pytest.raises(PublieksdataError, match="person-key guard: test"):
+        publish_checked(late_failing_check, only_if_changed=True)
+    assert current_release(warehouse_home) == kept.path
+    passed = publish_checked(lambda: None)
+    assert current_release(warehouse_home) == passed.path != kept.path
+
+
+def test_a_ready_worker_without_a_job_ends_and_writes_nothing():
+    from exports.packages import ReadyWorkers
+
+    ready = ReadyWorkers(2)
+    workers = [worker for worker, _ in ready._ready]
+    assert all(worker.poll() is None for worker in workers)  # waiting for a job
+    ready.close()
+    assert [worker.returncode for worker in workers] == [0, 0]
 
 
 def test_a_second_publisher_is_refused_while_one_is_writing(warehouse_home):

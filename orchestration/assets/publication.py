@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -32,16 +33,30 @@ class ReleaseConfig(dg.Config):
 )
 def release(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.MaterializeResult:
     home = data_home()
-    with warehouse_lock(home, f"publication (run {context.run.run_id})"):
-        guard = check_release(home)  # raises, and so blocks the release, on any finding
+    with (
+        warehouse_lock(home, f"publication (run {context.run.run_id})"),
+        ThreadPoolExecutor(1, thread_name_prefix="person-key-guard") as pool,
+    ):
+        # the guard raises, and so blocks the release, on any finding. It runs beside the
+        # content fingerprint (Python beside DuckDB); the release waits for it before it writes
+        # anything, or keeps an unchanged release (publish_release's `checked`)
+        guarding = pool.submit(check_release, home)
         remove_incomplete(home)
         # open years are perturbed by the dbt models (macros/perturbation.sql): the manifest
         # says so when the release holds one
-        rel = publish_release(
-            home,
-            open_years_perturbed=holds_open_year(home.warehouse),
-            only_if_changed=not config.force,
-        )
+        try:
+            rel = publish_release(
+                home,
+                open_years_perturbed=holds_open_year(home.warehouse),
+                only_if_changed=not config.force,
+                checked=guarding.result,
+            )
+        except BaseException:
+            finding = guarding.exception()  # a finding of the guard is the step's error
+            if finding is not None:
+                raise finding from None
+            raise
+        guard = guarding.result()
     if rel.unchanged:
         context.log.info(f"published content unchanged: release {rel.release_id} kept")
     return dg.MaterializeResult(
