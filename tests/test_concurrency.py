@@ -184,6 +184,39 @@ def test_status_during_a_run_says_in_use_instead_of_crashing(home):
     assert "in use by a running job" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_content_fingerprint_sees_rows_not_their_order_or_float_noise(home):
+    """content_fingerprint: the published rows as a multiset; doubles to 12 digits."""
+    from exports.release import content_fingerprint
+
+    make_warehouse(home)
+    first = content_fingerprint(home)
+
+    def after(*statements: str) -> str:
+        conn = duckdb.connect(str(home.warehouse))
+        for statement in statements:
+            conn.execute(statement)
+        conn.close()
+        return content_fingerprint(home)
+
+    # noise below 12 significant digits, and another row order: the same content
+    assert after("update published.benchmark set share_online = share_online * (1 + 1e-14)",
+                 "create table t as select * from published.benchmark order by year desc",
+                 "delete from published.benchmark",
+                 "insert into published.benchmark select * from t",
+                 "drop table t") == first  # fmt: skip
+    # one cell up by one, another down by one: the sum of the column is the same, not the rows
+    swapped = after(
+        "update published.benchmark set tickets = case when year = 2024 then tickets + 1 "
+        "else tickets - 1 end where institution_code = (select min(institution_code) from "
+        "published.benchmark)"
+    )
+    assert swapped != first
+    # a row twice is another content than the row once
+    twice = after("insert into published.benchmark select * from published.benchmark limit 1")
+    assert len({first, swapped, twice}) == 3
+    assert after("update published.benchmark set suppressed = true where year = 2025") != twice
+
+
 def test_publication_without_new_content_keeps_the_current_release(home):
     """The unit behind the job's idempotency (the job itself: test_crash_recovery.py)."""
     make_warehouse(home)
