@@ -1,10 +1,9 @@
 """A worker process of publication: writes the packages of some members of a release.
 
-Started by ``exports.packages`` as ``python -m exports.package_worker -``: it imports what it
+Started by ``exports.packages`` as ``python -m exports.package_worker``: it imports what it
 needs, then reads its job from standard input, ``{"plan": ..., "codes": [...], "parent": <the
-step's pid>}`` (or from the file named instead of ``-``). Input that ends with no job (a worker
-started ahead and not needed, or whose step died before giving it one): exit status 0, nothing
-written.
+step's pid>}``. Input that ends with no job (a worker started ahead and not needed, or whose
+step died before giving it one): exit status 0, nothing written.
 Exit status 0 when every package was written and checked; 3 with the message on standard error
 when a package names another member (a PublieksdataError, whose messages are ours); 4 when the
 step's process that started it is gone (killed with its run: the worker stops before its next
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 PARENT_GONE = 4  # the step's process died: the worker stopped before its next package
 
@@ -26,9 +24,7 @@ def main() -> int:
     from publieksdata.settings import PublieksdataError
 
     try:
-        given = sys.argv[1]
-        text = (sys.stdin.buffer.read().decode("utf-8") if given == "-"
-                else Path(given).read_text(encoding="utf-8"))  # fmt: skip
+        text = sys.stdin.buffer.read().decode("utf-8")
         if not text:
             return 0  # no job came: nothing to write
         job = json.loads(text)

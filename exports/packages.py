@@ -412,7 +412,7 @@ def _spawn_worker() -> tuple[subprocess.Popen, int]:
     job_end, feed = os.pipe()
     try:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "exports.package_worker", "-"],
+            [sys.executable, "-m", "exports.package_worker"],
             stdin=job_end, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
     except BaseException:

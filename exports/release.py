@@ -17,9 +17,9 @@ A publication whose content would equal the current release's is skipped when as
 (``only_if_changed``, as the job asks): the manifest carries a ``content_fingerprint`` of what
 the release is made of -- every published table's columns and rows (doubles to 12 significant
 digits, rows in any order), the registry, k, the perturbation flag, the code and DuckDB
-versions and the data dictionary -- and when the new one equals the current release's (and the current release
-still verifies), ``current`` is kept and nothing is written. Erasure and key rotation force a
-new release regardless.
+versions and the data dictionary -- and when the new one equals the current release's (and the
+current release still verifies), ``current`` is kept and nothing is written. Erasure and key
+rotation force a new release regardless.
 """
 
 from __future__ import annotations
@@ -163,10 +163,10 @@ def publish_release(
                 checked()
             release = _write_release(home, open_years_perturbed, fingerprint, ready)
         except BaseException:
-            ready.close()
             _remove_incomplete(home)  # a failed release leaves nothing behind
             raise
-        ready.close()
+        finally:
+            ready.close()  # the workers no job was given to
         prune_releases(home, keep, _locked=True)
     return release
 

@@ -7,6 +7,7 @@ members; one sector table names a member and so must stay out of the packages.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -550,7 +551,7 @@ def test_a_release_that_names_another_member_is_not_published(warehouse_home, mo
     assert not list(warehouse_home.published.glob(".incoming-*"))
 
 
-def test_a_worker_whose_step_died_writes_no_further_package(monkeypatch, tmp_path):
+def test_a_worker_whose_step_died_writes_no_further_package(monkeypatch):
     """A step killed with its run leaves its workers orphaned: each stops before its next
     package (exit status 4) instead of writing into a release folder the next run removes."""
     import types
@@ -569,8 +570,7 @@ def test_a_worker_whose_step_died_writes_no_further_package(monkeypatch, tmp_pat
         exports.packages._write_share(plan, None, ["a", "b"], parent=os.getpid())  # not ours
     assert written == []
 
-    job = tmp_path / "worker-1.json"
-    job.write_text(json.dumps({"plan": "{}", "codes": ["a"], "parent": os.getpid()}))
+    job = json.dumps({"plan": "{}", "codes": ["a"], "parent": os.getpid()}).encode()
     seen = []
 
     def write_packages_of(plan, codes, parent):
@@ -579,7 +579,7 @@ def test_a_worker_whose_step_died_writes_no_further_package(monkeypatch, tmp_pat
 
     monkeypatch.setattr(exports.packages, "write_packages_of", write_packages_of)
     monkeypatch.setattr(exports.packages._Plan, "from_json", classmethod(lambda cls, text: None))
-    monkeypatch.setattr(sys, "argv", ["package_worker", str(job)])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(job)))  # the job's pipe
     assert exports.package_worker.main() == exports.package_worker.PARENT_GONE == 4
     assert seen == [os.getpid()]
 
