@@ -11,13 +11,32 @@ from publieksdata.settings import DataHome, data_home
 # One run at a time: runs launched by the sensor, the schedule or the UI queue up instead of
 # meeting at the DuckDB file. (`publieksdata run` executes in-process, outside the queue: the
 # warehouse lock, publieksdata/locking.py, makes it and a queued run wait for each other.)
+# Dagster's SQLite storage in the same files, its event log's connections kept open
+# (orchestration/dagster_storage.py).
 INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
 concurrency:
   runs:
     max_concurrent_runs: 1
+storage:
+  custom:
+    module: orchestration.dagster_storage
+    class: PublieksdataSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
 """
+# what earlier versions wrote: replaced by the above, as long as nobody has edited it
+_EARLIER_INSTANCE_CONFIGS = (
+    """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+""",
+)
 
 
 def configure_environment(home: DataHome | None = None) -> DataHome:
@@ -33,7 +52,9 @@ def configure_environment(home: DataHome | None = None) -> DataHome:
         os.environ["DAGSTER_HOME"] = str(home.dagster)
     home.dagster.mkdir(parents=True, exist_ok=True)
     instance_config = home.dagster / "dagster.yaml"
-    if os.environ["DAGSTER_HOME"] == str(home.dagster) and not instance_config.exists():
+    if os.environ["DAGSTER_HOME"] == str(home.dagster) and (
+        not instance_config.exists() or instance_config.read_text() in _EARLIER_INSTANCE_CONFIGS
+    ):
         instance_config.write_text(INSTANCE_CONFIG)
     put_dbt_on_path()
     return home
