@@ -10,6 +10,7 @@ import textwrap
 import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._serdes import serialize_value
 
 import orchestration.dagster_storage as storage_module
 from orchestration.dagster_storage import KEPT_ENGINES, PooledSqliteEventLogStorage
@@ -80,20 +81,27 @@ def test_events_reuse_an_engine_per_database_and_keep_at_most_a_few(dagster_home
 
 
 def test_another_process_sees_every_event_this_one_stores(dagster_home):
+    # the other process builds its instance as a run worker does: from this one's serialised
+    # reference, which names the storage class and its configuration
     reader = textwrap.dedent(
         """
         import sys, dagster as dg
-        with dg.DagsterInstance.get() as instance:
+        from dagster._serdes import deserialize_value
+        from orchestration.dagster_storage import PooledSqliteEventLogStorage
+        with dg.DagsterInstance.from_ref(deserialize_value(sys.stdin.read())) as instance:
+            assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
             print(len(instance.all_logs(sys.argv[1])))
         """
     )
 
-    def count_elsewhere(run_id: str) -> int:
-        out = subprocess.run([sys.executable, "-c", reader, run_id], check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
-        return int(out.strip().splitlines()[-1])
-
     with dg.DagsterInstance.get() as instance:
+        ref = serialize_value(instance.get_ref())
+
+        def count_elsewhere(run_id: str) -> int:
+            out = subprocess.run([sys.executable, "-c", reader, run_id], input=ref, check=True,
+                                 capture_output=True, text=True).stdout  # fmt: skip
+            return int(out.strip().splitlines()[-1])
+
         run_id = _run(instance)
         stored = len(instance.all_logs(run_id))
         assert count_elsewhere(run_id) == stored
