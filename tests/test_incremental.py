@@ -187,3 +187,13 @@ def test_the_nightly_build_equals_a_full_rebuild(nightly):
     home, _, _, _, incremental, _ = nightly
     run_job(home, full_refresh=True)
     assert content(home) == incremental
+
+
+def test_two_dbt_threads_build_what_one_builds(nightly, monkeypatch):
+    # the builds above ran two nodes at a time (the default, PUBLIEKSDATA_DBT_THREADS); one
+    # node after another must give every table the same content
+    home, _, _, _, incremental, nightly_log = nightly
+    assert "Concurrency: 2 threads" in nightly_log
+    monkeypatch.setenv("PUBLIEKSDATA_DBT_THREADS", "1")
+    run_job(home, full_refresh=True)
+    assert content(home) == incremental
