@@ -219,13 +219,20 @@ def dbt_warm_used(instance, result) -> bool:
 
 
 def dbt_split(home: Path) -> dict:
-    """Time of dbt models vs dbt tests, from run_results.json."""
+    """Time of dbt models vs dbt tests, and the slowest nodes, from run_results.json."""
     results = json.loads((home / "dbt" / "target" / "run_results.json").read_text())["results"]
     models = sum(r["execution_time"] for r in results if r["unique_id"].startswith("model."))
     tests = sum(
         r["execution_time"] for r in results if r["unique_id"].startswith(("test.", "unit_test."))
     )
-    return {"dbt_models_s": round(models, 1), "dbt_tests_s": round(tests, 1)}
+    # the three slowest nodes, so that a build that took much longer than usual says where
+    slowest = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:3]
+    return {
+        "dbt_models_s": round(models, 1),
+        "dbt_tests_s": round(tests, 1),
+        "dbt_slowest": [[r["unique_id"].split(".")[-1], round(r["execution_time"], 1)]
+                        for r in slowest],
+    }  # fmt: skip
 
 
 def add_nightly_delivery(home: Path, fraction: float, total_rows: int, night: int = 0) -> int:

@@ -209,6 +209,63 @@ def test_a_release_traces_again_only_what_changed(home, monkeypatch):
     assert traced[1:] == [PEOPLE, LEAKS["a hash of it"]]
 
 
+def test_an_answer_is_kept_whatever_the_query_does_not_name(monkeypatch):
+    """A model's kept answer is keyed by the relations its query names, not by everything else
+    the warehouse holds: a relation that appears (as dbt's own tables do during a first
+    build) changes nothing, and a change to a relation the query reads traces it again."""
+    import privacy.guard as guard
+
+    traced = []
+    original = guard.column_lineage
+    monkeypatch.setattr(
+        guard, "column_lineage", lambda sql, inputs: traced.append(sql) or original(sql, inputs)
+    )
+    # the published model also reads a table outside the dbt graph; a comment names another
+    published = (
+        '-- not read: "warehouse"."main"."later"\n'
+        f"select p.institution_code, count(*) as n, max(x.label) as label from {P} p "
+        'join "warehouse"."main"."extra" x on x.event_id = p.event_id group by 1'
+    )
+    manifest = manifest_with(published)
+    first = check_manifest(manifest, source_columns={("main", "extra"): ["event_id", "label"]})
+    assert first.findings == [] and len(traced) == 2
+    later = {("main", "extra"): ["event_id", "label"], ("main", "later"): ["person_key"],
+             ("main", "unrelated"): ["person_key"]}  # fmt: skip
+    again = check_manifest(manifest, source_columns=later, earlier=first.traced)
+    assert again.findings == [] and len(traced) == 2  # nothing traced again
+    # the relation it reads changed: the model is traced again, its parent is not
+    changed = {**later, ("main", "extra"): ["event_id", "label", "person_key"]}
+    check_manifest(manifest, source_columns=changed, earlier=again.traced)
+    assert traced[2:] == [published]
+
+
+def test_the_dbt_step_leaves_the_release_nothing_to_trace(home, monkeypatch):
+    """On a new data home the models are traced while dbt builds them (GuardAhead, on the dbt
+    step's thread person-key-guard-ahead), and the release's check finds every answer kept;
+    the run-date table the build's hook creates is known to the answers made ahead."""
+    import threading
+
+    import privacy.guard as guard
+    from exports.release import current_release
+    from publieksdata.pipeline import run_job
+    from publieksdata.synthetic import generate_sector
+
+    threads = []
+    original = guard.column_lineage
+
+    def traced(sql, inputs):
+        threads.append(threading.current_thread().name)
+        return original(sql, inputs)
+
+    monkeypatch.setattr(guard, "column_lineage", traced)
+    generate_sector(home.root, institutions=4, persons=500, years=1, seed=5)
+    run_job(home)
+    assert current_release(home) is not None
+    models = check_release(home)  # what the release checked: nothing left to trace
+    assert models.findings == [] and len(threads) >= models.models
+    assert set(threads) == {"person-key-guard-ahead"}
+
+
 def test_a_published_table_no_model_builds_blocks_the_release(home):
     import duckdb
 

@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration import dbt_warm
 from orchestration.project import build_target, dbt_project, prepare_manifest
+from privacy.guard import GuardAhead
 from publieksdata.faults import fault_point
 from publieksdata.locking import warehouse_lock
 from publieksdata.settings import data_home, k_threshold
@@ -62,16 +63,25 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
         # (tests/test_dbt_metrics.py builds the project with them), not in every nightly build
         args = ["build", "--exclude-resource-type", "unit_test",
                 *(["--full-refresh"] if config.full_refresh else [])]  # fmt: skip
+        # the person-key guard's answers, made while dbt builds (privacy/guard.py, GuardAhead):
+        # the warehouse's relations are read before dbt opens the file
+        ahead = GuardAhead.snapshot(home)
         invocation = dbt.cli(args, context=context, target_path=target)
+        ahead.start(invocation.manifest, target)
         try:
             for event in invocation.stream():
                 yield event
                 if isinstance(event, dg.Output | dg.AssetMaterialization):
+                    built = event.metadata.get("unique_id")
+                    if built is not None:
+                        ahead.built(built.value)
                     # crash tests: a power cut while dbt builds (dbt is killed with the job)
                     fault_point("dbt.mid_build", also_kill=[invocation.process.pid])
         finally:
             _stop(invocation.process)  # never leave dbt writing after the step (and lock) ended
             warm = dbt_warm.stop()  # the warm process that ran it, or an unused one, ended
+            ahead.stop()
+        ahead.finish()
     served = warm is not None and warm.served()
     context.log.info(dbt_warm.RAN_WARM if served else "dbt started for this step")
     fault_point("dbt.after_build")
