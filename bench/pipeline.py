@@ -230,8 +230,8 @@ def dbt_split(home: Path) -> dict:
     return {
         "dbt_models_s": round(models, 1),
         "dbt_tests_s": round(tests, 1),
-        "dbt_slowest": [[r["unique_id"].split(".")[-1], round(r["execution_time"], 1)]
-                        for r in slowest],
+        "dbt_slowest": [[r["unique_id"].split(".")[2], round(r["execution_time"], 1)]
+                        for r in slowest],  # model.<project>.<name>, test.<project>.<name>.<hash>
     }  # fmt: skip
 
 

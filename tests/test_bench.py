@@ -122,15 +122,15 @@ def test_one_size_has_no_scaling(bench):
 def test_the_dbt_split_names_the_slowest_nodes(bench, tmp_path):
     target = tmp_path / "dbt" / "target"
     target.mkdir(parents=True)
-    results = [("model.p.a", 1.0), ("test.p.t1.abc", 0.5), ("model.p.b", 4.0),
+    results = [("model.p.a", 1.0), ("test.p.t1.abc", 3.5), ("model.p.b", 4.0),
                ("unit_test.p.a.u", 0.25), ("model.p.c", 2.0)]  # fmt: skip
     (target / "run_results.json").write_text(
         json.dumps({"results": [{"unique_id": u, "execution_time": t} for u, t in results]})
     )
     assert bench.dbt_split(tmp_path) == {
         "dbt_models_s": 7.0,
-        "dbt_tests_s": 0.8,  # 0.75, rounded
-        "dbt_slowest": [["b", 4.0], ["c", 2.0], ["a", 1.0]],
+        "dbt_tests_s": 3.8,  # 3.75, rounded
+        "dbt_slowest": [["b", 4.0], ["t1", 3.5], ["c", 2.0]],  # a test by its name, not its hash
     }
 
 
