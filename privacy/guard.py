@@ -511,7 +511,7 @@ class GuardAhead:
                 continue
 
     def finish(self) -> int:
-        """Trace what was built so far, keep the answers; the number of models traced."""
+        """Trace what was built so far, keep the answers; the number of models traced here."""
         self.stop()
         if self.tracer is None:
             return 0
@@ -521,7 +521,7 @@ class GuardAhead:
                 _write_traced(self.home, {**self.earlier, **traced})
             except OSError:
                 return 0  # not kept: the release's check traces them
-        return len(traced)
+        return sum(1 for key in traced if not key.startswith("names:"))
 
     def stop(self) -> None:
         """End the thread after what it was given (a failed build: nothing is kept)."""

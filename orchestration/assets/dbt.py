@@ -81,7 +81,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
             _stop(invocation.process)  # never leave dbt writing after the step (and lock) ended
             warm = dbt_warm.stop()  # the warm process that ran it, or an unused one, ended
             ahead.stop()
-        ahead.finish()
+        ahead_traced = ahead.finish()
+    context.log.info(
+        f"person-key guard: {ahead_traced} models traced while dbt built, for the release's check"
+    )
     served = warm is not None and warm.served()
     context.log.info(dbt_warm.RAN_WARM if served else "dbt started for this step")
     fault_point("dbt.after_build")
