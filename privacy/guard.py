@@ -447,7 +447,14 @@ class GuardAhead:
 
     def start(self, manifest: Mapping, target: Path) -> None:
         """Begin tracing the models of ``manifest`` (dbt's parse of the project) that a
-        published model reads, from the compiled SQL in build target ``target``."""
+        published model reads, from the compiled SQL in build target ``target``. Never raises:
+        a manifest it cannot read means nothing is traced ahead."""
+        try:
+            self._start(manifest, target)
+        except Exception:  # noqa: BLE001 (the release's check traces every model)
+            self.tracer = None
+
+    def _start(self, manifest: Mapping, target: Path) -> None:
         nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
         pending = _published_models(dict(manifest))
         while pending:  # the published models and every model upstream of them
@@ -513,8 +520,9 @@ class GuardAhead:
     def finish(self) -> int:
         """Trace what was built so far, keep the answers; the number of models traced here."""
         self.stop()
-        if self.tracer is None:
+        if self.tracer is None or self._thread is None:
             return 0
+        self._thread.join()
         traced = {k: v for k, v in self.tracer.traced.items() if k not in self.earlier}
         if traced:
             try:
@@ -524,10 +532,9 @@ class GuardAhead:
         return sum(1 for key in traced if not key.startswith("names:"))
 
     def stop(self) -> None:
-        """End the thread after what it was given (a failed build: nothing is kept)."""
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        """No more models: the thread ends after those it was given, and keeps nothing unless
+        ``finish`` is called (a failed build)."""
+        self._queue.put(None)
 
 
 def _warehouse_relations(home: DataHome) -> tuple[dict[Relation, list[str]], list[str]]:

@@ -266,6 +266,26 @@ def test_the_dbt_step_leaves_the_release_nothing_to_trace(home, monkeypatch):
     assert set(threads) == {"person-key-guard-ahead"}
 
 
+def test_what_fails_ahead_of_the_release_only_leaves_answers_out(home, tmp_path):
+    """GuardAhead never fails the dbt step: a manifest it cannot read, a model whose compiled
+    SQL is not where dbt writes it, and nothing is kept (the release's check traces them)."""
+    from privacy.guard import GuardAhead
+
+    broken = GuardAhead.snapshot(home)
+    broken.start({"nodes": None}, tmp_path)
+    broken.built("model.p.report")
+    assert broken.finish() == 0
+    missing = GuardAhead.snapshot(home)
+    manifest = manifest_with(SAFE["counts"])
+    for node in manifest["nodes"].values():
+        node.update(package_name="p", path="x.sql", original_file_path="models/x.sql")
+    missing.start(manifest, tmp_path / "no target")
+    missing.built("model.p.int_people")
+    missing.built("model.p.report")
+    assert missing.finish() == 0
+    assert not (home.dbt / "guard_lineage.json").exists()
+
+
 def test_a_published_table_no_model_builds_blocks_the_release(home):
     import duckdb
 

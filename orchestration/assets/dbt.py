@@ -67,8 +67,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
         # the warehouse's relations are read before dbt opens the file
         ahead = GuardAhead.snapshot(home)
         invocation = dbt.cli(args, context=context, target_path=target)
-        ahead.start(invocation.manifest, target)
         try:
+            ahead.start(invocation.manifest, target)
             for event in invocation.stream():
                 yield event
                 if isinstance(event, dg.Output | dg.AssetMaterialization):
