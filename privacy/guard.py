@@ -203,14 +203,16 @@ def _join_path(here: str, upstream: str) -> str:
     return " <- ".join(parts)
 
 
-def column_lineage(sql: str, inputs: dict[Relation, dict[str, Origin]]) -> dict[str, Origin]:
+def column_lineage(
+    sql: str, inputs: dict[Relation, dict[str, Origin]], parsed: exp.Expression | None = None
+) -> dict[str, Origin]:
     """Taint of each output column of one compiled SELECT, given the taint of its inputs.
 
     ``inputs`` maps (schema, relation) to {column: origin or None}; a relation that is not in
-    it is judged by column names only.
+    it is judged by column names only. ``parsed``: ``sql`` parsed already (it is changed).
     """
     try:
-        parsed = sqlglot.parse_one(sql, dialect="duckdb")
+        parsed = parsed or sqlglot.parse_one(sql, dialect="duckdb")
         # only the relations the query names (by name, whatever their schema): qualify reads
         # no other, and normalising every warehouse relation's columns for each model was most
         # of a fresh check's time (docs/performance.md, twenty-eighth round)
@@ -298,17 +300,20 @@ class _Tracer:
         self.traced: dict[str, Any] = {}  # answers by _lineage_key, names by _names_key
         self.taint: dict[str, dict[str, Origin]] = {}
 
-    def _names(self, sql: str, model: str) -> set[str]:
+    def _names(self, sql: str, model: str) -> tuple[set[str], exp.Expression | None]:
+        """The relation names the query names, and the parsed query when it had to be parsed
+        for them (column_lineage then does not parse it again)."""
         key = _names_key(sql)
-        names = self.earlier.get(key)
+        names, parsed = self.earlier.get(key), None
         if not isinstance(names, list):
             try:
-                names = sorted(_named(sqlglot.parse_one(sql, dialect="duckdb")))
+                parsed = sqlglot.parse_one(sql, dialect="duckdb")
             except SqlglotError as exc:
                 first = str(exc).splitlines()[0]
                 raise PublieksdataError(f"model {model}: cannot parse: {first}") from None
+            names = sorted(_named(parsed))
         self.traced[key] = names
-        return set(names)
+        return set(names), parsed
 
     def visit(self, uid: str, trail: tuple[str, ...] = ()) -> dict[str, Origin]:
         if uid in self.taint:
@@ -342,11 +347,11 @@ class _Tracer:
         # the answer is the same whatever else the warehouse holds (a new data home before its
         # first build and after it, GuardAhead). The names are kept with the answers, so a
         # model that did not change is not parsed again.
-        names = self._names(sql, node.get("name", uid))
+        names, parsed = self._names(sql, node.get("name", uid))
         key = _lineage_key(sql, {r: c for r, c in inputs.items() if r[1] in names})
         if not isinstance(self.earlier.get(key), dict):
             try:
-                self.traced[key] = column_lineage(sql, inputs)
+                self.traced[key] = column_lineage(sql, inputs, parsed)
             except PublieksdataError as exc:
                 raise PublieksdataError(f"model {node.get('name', uid)}: {exc}") from None
         else:

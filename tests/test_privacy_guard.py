@@ -196,7 +196,9 @@ def test_a_release_traces_again_only_what_changed(home, monkeypatch):
     traced = []
     original = guard.column_lineage
     monkeypatch.setattr(
-        guard, "column_lineage", lambda sql, inputs: traced.append(sql) or original(sql, inputs)
+        guard,
+        "column_lineage",
+        lambda sql, inputs, parsed=None: traced.append(sql) or original(sql, inputs, parsed),
     )
     assert check_release(home) == first and traced == []
     _write_run_manifest(home, manifest_with(LEAKS["a hash of it"]))
@@ -218,7 +220,9 @@ def test_an_answer_is_kept_whatever_the_query_does_not_name(monkeypatch):
     traced = []
     original = guard.column_lineage
     monkeypatch.setattr(
-        guard, "column_lineage", lambda sql, inputs: traced.append(sql) or original(sql, inputs)
+        guard,
+        "column_lineage",
+        lambda sql, inputs, parsed=None: traced.append(sql) or original(sql, inputs, parsed),
     )
     # the published model also reads a table outside the dbt graph; a comment names another
     published = (
@@ -253,9 +257,9 @@ def test_the_dbt_step_leaves_the_release_nothing_to_trace(home, monkeypatch):
     threads = []
     original = guard.column_lineage
 
-    def traced(sql, inputs):
+    def traced(sql, inputs, parsed=None):
         threads.append(threading.current_thread().name)
-        return original(sql, inputs)
+        return original(sql, inputs, parsed)
 
     monkeypatch.setattr(guard, "column_lineage", traced)
     generate_sector(home.root, institutions=4, persons=500, years=1, seed=5)
