@@ -186,44 +186,51 @@ def test_the_release_is_blocked_by_a_leaking_model(home):
     assert check_release(home).findings == []
 
 
-def test_a_release_traces_again_only_what_changed(home, monkeypatch):
-    """check_release keeps its answers per model (SQL and inputs) in the data home: the next
-    release with the same models traces nothing, and a changed model is traced again."""
+@pytest.fixture
+def traced(monkeypatch) -> list[tuple[str, str]]:
+    """(SQL, thread) of every model the guard traces (column_lineage) from now on."""
+    import threading
+
     import privacy.guard as guard
 
+    calls = []
+    original = guard.column_lineage
+
+    def tracing(sql, inputs, parsed=None):
+        calls.append((sql, threading.current_thread().name))
+        return original(sql, inputs, parsed)
+
+    monkeypatch.setattr(guard, "column_lineage", tracing)
+    return calls
+
+
+def _sql(traced: list[tuple[str, str]]) -> list[str]:
+    return [sql for sql, _ in traced]
+
+
+def test_a_release_traces_again_only_what_changed(home, traced):
+    """check_release keeps its answers per model (SQL and inputs) in the data home: the next
+    release with the same models traces nothing, and a changed model is traced again."""
     _write_run_manifest(home, manifest_with(SAFE["counts"]))
     first = check_release(home)
-    traced = []
-    original = guard.column_lineage
-    monkeypatch.setattr(
-        guard,
-        "column_lineage",
-        lambda sql, inputs, parsed=None: traced.append(sql) or original(sql, inputs, parsed),
-    )
+    assert len(traced) == 2
+    traced.clear()
     assert check_release(home) == first and traced == []
     _write_run_manifest(home, manifest_with(LEAKS["a hash of it"]))
     with pytest.raises(PublieksdataError, match="publication blocked .* published.report.h"):
         check_release(home)
-    assert traced == [LEAKS["a hash of it"]]  # int_people is the same and was not traced again
+    # int_people is the same and was not traced again
+    assert _sql(traced) == [LEAKS["a hash of it"]]
     (home.dbt / "guard_lineage.json").write_text("{not json")  # unreadable: every model traced
     with pytest.raises(PublieksdataError, match="publication blocked"):
         check_release(home)
-    assert traced[1:] == [PEOPLE, LEAKS["a hash of it"]]
+    assert _sql(traced)[1:] == [PEOPLE, LEAKS["a hash of it"]]
 
 
-def test_an_answer_is_kept_whatever_the_query_does_not_name(monkeypatch):
+def test_an_answer_is_kept_whatever_the_query_does_not_name(traced):
     """A model's kept answer is keyed by the relations its query names, not by everything else
     the warehouse holds: a relation that appears (as dbt's own tables do during a first
     build) changes nothing, and a change to a relation the query reads traces it again."""
-    import privacy.guard as guard
-
-    traced = []
-    original = guard.column_lineage
-    monkeypatch.setattr(
-        guard,
-        "column_lineage",
-        lambda sql, inputs, parsed=None: traced.append(sql) or original(sql, inputs, parsed),
-    )
     # the published model also reads a table outside the dbt graph; a comment names another
     published = (
         '-- not read: "warehouse"."main"."later"\n'
@@ -240,34 +247,23 @@ def test_an_answer_is_kept_whatever_the_query_does_not_name(monkeypatch):
     # the relation it reads changed: the model is traced again, its parent is not
     changed = {**later, ("main", "extra"): ["event_id", "label", "person_key"]}
     check_manifest(manifest, source_columns=changed, earlier=again.traced)
-    assert traced[2:] == [published]
+    assert _sql(traced)[2:] == [published]
 
 
-def test_the_dbt_step_leaves_the_release_nothing_to_trace(home, monkeypatch):
+def test_the_dbt_step_leaves_the_release_nothing_to_trace(home, traced):
     """On a new data home the models are traced while dbt builds them (GuardAhead, on the dbt
     step's thread person-key-guard-ahead), and the release's check finds every answer kept;
     the run-date table the build's hook creates is known to the answers made ahead."""
-    import threading
-
-    import privacy.guard as guard
     from exports.release import current_release
     from publieksdata.pipeline import run_job
     from publieksdata.synthetic import generate_sector
 
-    threads = []
-    original = guard.column_lineage
-
-    def traced(sql, inputs, parsed=None):
-        threads.append(threading.current_thread().name)
-        return original(sql, inputs, parsed)
-
-    monkeypatch.setattr(guard, "column_lineage", traced)
     generate_sector(home.root, institutions=4, persons=500, years=1, seed=5)
     run_job(home)
     assert current_release(home) is not None
     models = check_release(home)  # what the release checked: nothing left to trace
-    assert models.findings == [] and len(threads) >= models.models
-    assert set(threads) == {"person-key-guard-ahead"}
+    assert models.findings == [] and len(traced) >= models.models
+    assert {thread for _, thread in traced} == {"person-key-guard-ahead"}
 
 
 def test_what_fails_ahead_of_the_release_only_leaves_answers_out(home, tmp_path):
