@@ -436,6 +436,8 @@ class GuardAhead:
         self.earlier = _read_traced(home)
         self.wanted: set[str] = set()
         self.tracer: _Tracer | None = None
+        self._hooks: list[dict] = []
+        self._compiled = Path()
         self._built: set[str] = set()
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -513,11 +515,11 @@ class GuardAhead:
     def _run(self) -> None:
         hooks_read = False
         while (uid := self._queue.get()) is not None:
-            if not hooks_read:  # the hooks ran before the first node was built
-                self._hook_relations()
-                hooks_read = True
             self._built.add(uid)
             try:
+                if not hooks_read:  # the hooks ran before the first node was built
+                    hooks_read = True
+                    self._hook_relations()
                 self.tracer.visit(uid)
             except Exception:  # noqa: BLE001 (untraced here: the release's check traces it)
                 continue
