@@ -271,9 +271,12 @@ def _lineage_key(sql: str, inputs: dict[Relation, dict[str, Origin]]) -> str:
     return hashlib.sha256(json.dumps([_GUARD_VERSION, sql, shape]).encode()).hexdigest()
 
 
+_NAMES = "names:"  # the prefix of a kept list of relation names (an answer's key has none)
+
+
 def _names_key(sql: str) -> str:
-    """Where the kept answers hold the relation names a query names (never a SHA-256 alone)."""
-    return "names:" + hashlib.sha256(json.dumps([_GUARD_VERSION, sql]).encode()).hexdigest()
+    """Where the kept answers hold the relation names a query names."""
+    return _NAMES + hashlib.sha256(json.dumps([_GUARD_VERSION, sql]).encode()).hexdigest()
 
 
 def _named(parsed: exp.Expression) -> set[str]:
@@ -360,7 +363,7 @@ class _Tracer:
         return self.taint[uid]
 
 
-def _published_models(manifest: dict) -> list[str]:
+def _published_models(manifest: Mapping) -> list[str]:
     return sorted(
         uid for uid, node in manifest.get("nodes", {}).items()
         if node.get("resource_type") == "model"
@@ -463,7 +466,7 @@ class GuardAhead:
 
     def _start(self, manifest: Mapping, target: Path) -> None:
         nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
-        pending = _published_models(dict(manifest))
+        pending = _published_models(manifest)
         while pending:  # the published models and every model upstream of them
             uid = pending.pop()
             node = nodes.get(uid, {})
@@ -536,7 +539,7 @@ class GuardAhead:
                 _write_traced(self.home, {**self.earlier, **traced})
             except OSError:
                 return 0  # not kept: the release's check traces them
-        return sum(1 for key in traced if not key.startswith("names:"))
+        return sum(1 for key in traced if not key.startswith(_NAMES))
 
     def stop(self) -> None:
         """No more models: the thread ends after those it was given, and keeps nothing unless
