@@ -15,7 +15,7 @@ def test_definitions_hold_every_layer(home):
     assert any(name.startswith("k_anonymity") for name in checks)
     # the uniqueness of tickets (pseudo.tickets has no primary key) is an asset check, not an
     # observation outside the check selection as a dbt source test would be
-    assert any(c.name.startswith("unique_combination_stg_pseudo__tickets")
+    assert any(c.name.startswith("accepted_values_int_ticket_key_repeats_repeated_ticket_ids")
                for c in repo.asset_graph.asset_check_keys)  # fmt: skip
     schedule = defs.resolve_schedule_def("nightly_sector_refresh")
     assert schedule.cron_schedule == "0 2 * * *"

@@ -14,6 +14,8 @@ INCREMENTAL = [
     "intermediate.int_person_institution_years",
     "intermediate.int_institution_year_person_counts",
     "intermediate.int_person_areas",
+    "intermediate.int_benchmark_ticket_metrics",
+    "intermediate.int_ticket_key_repeats",
 ]
 
 

@@ -224,3 +224,39 @@ def test_a_night_recomputes_only_the_years_it_changes(sector):
     assert set(marked(home, first).values()) == {0}  # recomputed
     assert marked(home, last) == kept_last  # not recomputed
     # that a recomputed year equals a full rebuild: tests/test_incremental.py
+
+
+def test_an_events_delivery_alone_recomputes_the_occupancy(sector):
+    """An events file changes no ticket, so no institution version moves; the benchmark's
+    ticket metrics also read the events (occupancy needs their capacity) and are recomputed for
+    the institution that delivered them, and for no other."""
+    home = sector
+    institution, with_capacity = query(
+        home,
+        "select institution_code, count(*) from pseudo.events where capacity is not null "
+        "group by 1 order by 2 desc, 1 limit 1",
+    )[0]
+    assert with_capacity
+    events = query(
+        home,
+        "select event_id, starts_at, discipline, capacity from pseudo.events "
+        "where institution_code = ? and capacity is not null order by event_id",
+        [institution],
+    )
+    table = "intermediate.int_benchmark_ticket_metrics"
+    before = dict(query(home, f"select institution_code || year, occupancy from {table}"))
+    deliver(home, institution, "capacity_events.csv", "\n".join(
+        ["event_id,starts_at,discipline,capacity"]
+        + [f"{e},{s:%Y-%m-%d %H:%M},{d},{c * 2}" for e, s, d, c in events]) + "\n")  # fmt: skip
+    run_job(home)  # the night
+    now = dict(query(home, f"select institution_code || year, occupancy from {table}"))
+    night = {k: v for k, v in content(home).items() if "benchmark" in k}
+    # what a full rebuild gives (only the benchmark's tables: the test before this one left
+    # marked rows in the sector-wide models of a year that no night recomputes)
+    run_job(home, full_refresh=True)
+    assert {k: v for k, v in content(home).items() if "benchmark" in k} == night
+    assert len(night) >= 4
+    changed = {k for k in before if now[k] != before[k]}
+    assert changed and all(k.startswith(institution) for k in changed), changed
+    for k in changed:  # half the occupancy with twice the capacity
+        assert now[k] == pytest.approx(before[k] / 2)

@@ -13,7 +13,7 @@
     A crash between the two leaves an institution without a block, which the next build
     recomputes; a full refresh (`dbt build --full-refresh`) rebuilds everything.
 
-    Two options for models whose rows depend on more than the institution's tickets:
+    Three options for models whose rows depend on more than the institution's tickets:
     - reference=true: the model also reads the reference data (registry, PC4 statistics). Its
       rows carry the fingerprint of that data (int_reference_version) and when it changed, the
       pre-hook deletes every block, so the whole model is rebuilt.
@@ -22,6 +22,9 @@
       be without one until the next privacy step computes it (docs/decisions.md). An
       institution with a row still missing its key is recomputed, so a key that arrived later
       is always picked up (the pre-hook deletes that institution's block).
+    - events=true: the model also reads the institution's events (pseudo.events), which it
+      delivers apart from its tickets. Its rows carry the last loaded_at of those events
+      (events_version), and an institution whose events were written since is recomputed.
 
     After the pre-hook, the model selects the institutions without a block
     (only_changed_institutions), so either option needs nothing more in the model itself. -#}
@@ -54,11 +57,12 @@
     {{- return(columns | reject('in', have) | list | length == 0) -}}
 {%- endmacro %}
 
-{% macro delete_changed_institutions(reference=false, missing_record_keys=false) -%}
+{% macro delete_changed_institutions(reference=false, missing_record_keys=false, events=false) -%}
     {%- if is_incremental() -%}
     {%- if not built_with(['institution_version']
                           + (['reference_version'] if reference else [])
-                          + (['record_key'] if missing_record_keys else [])) -%}
+                          + (['record_key'] if missing_record_keys else [])
+                          + (['events_version'] if events else [])) -%}
     {#- built by an older version of the model: emptied, so it is rebuilt whole
         (on_schema_change adds the new columns) -#}
     delete from {{ this }}
@@ -71,6 +75,13 @@
     {%- if reference %}
        or reference_version is distinct from (
            select reference_version from {{ ref('int_reference_version') }}
+       )
+    {%- endif %}
+    {%- if events %}
+       or events_version is distinct from (
+           select max(events.loaded_at)
+           from {{ source('pseudo', 'events') }} as events
+           where events.institution_code = {{ this }}.institution_code
        )
     {%- endif %}
     {%- endif -%}

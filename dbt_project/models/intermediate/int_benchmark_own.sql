@@ -60,7 +60,18 @@ own_municipality as (
 
 joined as (
     select
-        ticket_metrics.*,
+        -- not ticket_metrics.*: its versions say what it was computed from, not a metric
+        ticket_metrics.institution_code,
+        ticket_metrics.year,
+        ticket_metrics.tickets,
+        ticket_metrics.revenue,
+        ticket_metrics.avg_price,
+        ticket_metrics.occupancy,
+        ticket_metrics.share_online,
+        ticket_metrics.share_discounted,
+        ticket_metrics.lead_time_days_median,
+        ticket_metrics.identified_tickets,
+        ticket_metrics.share_identified,
         person_counts.n_persons as n_persons_raw,
         person_counts.n_new,
         person_counts.n_young,

@@ -3,6 +3,10 @@
 -- Read from the counted tickets themselves, not from the fact (a view that resolves person
 -- keys through the customer links): a ticket is identified when it has a sector or a customer
 -- pseudonym, which is exactly when the fact gives it a person key.
+-- Incremental by institution (dbt_project.yml, macros/incremental.sql): its rows depend on the
+-- institution's own tickets and events only, so a night recomputes the institutions whose
+-- tickets or events were written, not every ticket of the sector (docs/performance.md,
+-- thirty-second round).
 with tickets as (
     select
         institution_code,
@@ -15,6 +19,7 @@ with tickets as (
         {{ lead_time_days('sold_at', 'event_start') }} as lead_time_days
     from {{ ref('stg_pseudo__tickets') }}
     where status = 'sold'
+      and {{ only_changed_institutions() }}
 ),
 
 events as (
@@ -24,6 +29,23 @@ events as (
         cast(extract(year from starts_at) as integer) as year,
         capacity
     from {{ ref('stg_pseudo__events') }}
+    where {{ only_changed_institutions() }}
+),
+
+-- what the rows were computed from: the institution's version (its tickets) and the last write
+-- of its events
+versions as (
+    select
+        versions.institution_code,
+        versions.institution_version,
+        event_versions.events_version
+    from {{ ref('int_institution_versions') }} as versions
+    left join (
+        select institution_code, max(loaded_at) as events_version
+        from {{ source('pseudo', 'events') }}
+        group by institution_code
+    ) as event_versions
+        on event_versions.institution_code = versions.institution_code
 ),
 
 ticket_metrics as (
@@ -81,8 +103,12 @@ final as (
         cast(ticket_metrics.lead_time_days_median as double) as lead_time_days_median,
         ticket_metrics.identified_tickets,
         {{ safe_ratio('ticket_metrics.identified_tickets', 'ticket_metrics.tickets') }}
-            as share_identified
+            as share_identified,
+        versions.institution_version,
+        versions.events_version
     from ticket_metrics
+    inner join versions
+        on ticket_metrics.institution_code = versions.institution_code
     left join occupancy
         on ticket_metrics.institution_code = occupancy.institution_code
         and ticket_metrics.year = occupancy.year
