@@ -24,7 +24,8 @@
       is always picked up (the pre-hook deletes that institution's block).
     - events=true: the model also reads the institution's events (pseudo.events), which it
       delivers apart from its tickets. Its rows carry the last loaded_at of those events
-      (events_version), and an institution whose events were written since is recomputed.
+      (events_version in int_institution_versions), and an institution whose events were
+      written since is recomputed.
 
     After the pre-hook, the model selects the institutions without a block
     (only_changed_institutions), so either option needs nothing more in the model itself. -#}
@@ -79,9 +80,9 @@
     {%- endif %}
     {%- if events %}
        or events_version is distinct from (
-           select max(events.loaded_at)
-           from {{ source('pseudo', 'events') }} as events
-           where events.institution_code = {{ this }}.institution_code
+           select versions.events_version
+           from {{ ref('int_institution_versions') }} as versions
+           where versions.institution_code = {{ this }}.institution_code
        )
     {%- endif %}
     {%- endif -%}

@@ -35,17 +35,7 @@ events as (
 -- what the rows were computed from: the institution's version (its tickets) and the last write
 -- of its events
 versions as (
-    select
-        versions.institution_code,
-        versions.institution_version,
-        event_versions.events_version
-    from {{ ref('int_institution_versions') }} as versions
-    left join (
-        select institution_code, max(loaded_at) as events_version
-        from {{ source('pseudo', 'events') }}
-        group by institution_code
-    ) as event_versions
-        on event_versions.institution_code = versions.institution_code
+    select * from {{ ref('int_institution_versions') }}
 ),
 
 ticket_metrics as (

@@ -6,28 +6,15 @@
 -- (the privacy step, an erasure, a key rotation) sets their loaded_at and so moves its version,
 -- and a night checks the institutions that were written, not all tickets again (2-3 s at 10M;
 -- docs/performance.md, thirty-second round). A full refresh checks every institution.
--- Exact, in two steps: the 64-bit hashes of (institution, ticket id) that repeat, then only
--- the rows with such a hash grouped by the key itself. A key twice always has its hash twice;
--- a hash collision only sends its rows to the exact grouping.
+-- Exact: macros/repeated_keys.sql.
 with tickets as (
     select institution_code, ticket_id
     from {{ ref('stg_pseudo__tickets') }}
     where {{ only_changed_institutions() }}
 ),
 
-repeated_hashes as (
-    select hash(institution_code, ticket_id) as key_hash
-    from tickets
-    group by key_hash
-    having count(*) > 1
-),
-
 repeated_ticket_ids as (
-    select institution_code, ticket_id
-    from tickets
-    where hash(institution_code, ticket_id) in (select key_hash from repeated_hashes)
-    group by institution_code, ticket_id
-    having count(*) > 1
+    {{ repeated_keys('tickets', ['institution_code', 'ticket_id']) }}
 ),
 
 versions as (
